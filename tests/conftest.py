@@ -1,0 +1,52 @@
+"""Shared fixtures: a tiny split made on the spot, and the real ML-100K ratings when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vaecf.config import ProtocolConfig
+from vaecf.data.protocol import apply_protocol
+from vaecf.data.split import Split
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def shared_data_dir() -> Path:
+    """$VAECF_DATA_DIR, else the ``shared/data`` folder beside the repository."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "data"
+    return Path(os.environ.get("VAECF_DATA_DIR", default))
+
+
+@pytest.fixture(scope="session")
+def ml100k_ratings() -> pd.DataFrame:
+    path = shared_data_dir() / "ml-100k" / "u.data"
+    if not path.is_file():
+        pytest.skip(f"real MovieLens-100K ratings not found at {path} (set VAECF_DATA_DIR)")
+    return pd.read_csv(path, sep="\t", names=["user", "item", "rating", "ts"])
+
+
+@pytest.fixture(scope="session")
+def ml100k_split(ml100k_ratings: pd.DataFrame) -> Split:
+    return apply_protocol(ml100k_ratings, ProtocolConfig(heldout_users=100))
+
+
+def random_ratings(users: int = 300, items: int = 120, per_user: int = 15, seed: int = 0) -> pd.DataFrame:
+    """Clustered random ratings (two taste groups), enough signal for a model to learn a little."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(users):
+        group = u % 2
+        pool = np.arange(items // 2) + group * (items // 2)
+        picked = rng.choice(pool, size=per_user + int(rng.integers(0, 5)), replace=False)
+        rows += [(u, int(i), float(rng.choice([4.0, 5.0, 2.0], p=[0.45, 0.45, 0.1]))) for i in picked]
+    return pd.DataFrame(rows, columns=["user", "item", "rating"])
+
+
+@pytest.fixture(scope="session")
+def tiny_split() -> Split:
+    return apply_protocol(random_ratings(), ProtocolConfig(heldout_users=30))

@@ -1,0 +1,112 @@
+import json
+
+import numpy as np
+import pytest
+
+from vaecf.config import ModelConfig, RunConfig, TrainConfig
+from vaecf.data.split import Split
+from vaecf.errors import TrainingError
+from vaecf.log import EpochLog, parse_record
+from vaecf.train import Trainer
+
+
+def config(**train: object) -> RunConfig:
+    base = dict(epochs=3, batch_size=50, total_anneal_steps=20, eval_every=1)
+    return RunConfig(train=TrainConfig(**{**base, **train}))
+
+
+def losses(history: list[dict]) -> list[float]:
+    return [h["loss"] for h in history]
+
+
+def test_training_beats_the_untrained_model(tiny_split: Split) -> None:
+    trainer = Trainer(tiny_split.n_items, config(epochs=15, lr=3e-3))
+    before = trainer.evaluate(tiny_split).metrics["ndcg@100"]
+    result = trainer.fit(tiny_split, log=EpochLog(None))
+    assert result.best["ndcg@100"] > before + 0.05
+    # fit() leaves the best epoch's weights in the model.
+    assert trainer.evaluate(tiny_split).metrics["ndcg@100"] == pytest.approx(result.best["ndcg@100"])
+
+
+def test_runs_repeat_exactly_and_pipelines_agree(tiny_split: Split) -> None:
+    a = Trainer(tiny_split.n_items, config()).fit(tiny_split, log=EpochLog(None))
+    b = Trainer(tiny_split.n_items, config()).fit(tiny_split, log=EpochLog(None))
+    c = Trainer(tiny_split.n_items, config(pipeline="feed")).fit(tiny_split, log=EpochLog(None))
+    assert losses(a.history) == losses(b.history) == losses(c.history)
+
+
+def test_killed_run_resumes_after_its_last_finished_epoch(tiny_split: Split, tmp_path, monkeypatch) -> None:
+    cfg = config(epochs=4)
+    reference = Trainer(tiny_split.n_items, cfg).fit(tiny_split, log=EpochLog(None))
+
+    killed = Trainer(tiny_split.n_items, cfg)
+    original = Trainer.train_epoch
+
+    def dies_in_epoch_2(self, train, epoch, **kw):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, train, epoch, **kw)
+
+    monkeypatch.setattr(Trainer, "train_epoch", dies_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit(tiny_split, out=tmp_path, log=EpochLog(None))
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    assert [h["epoch"] for h in json.loads((tmp_path / "history.json").read_text())] == [0, 1]
+
+    ran = []
+    monkeypatch.setattr(Trainer, "train_epoch",
+                        lambda self, train, epoch, **kw: ran.append(epoch) or original(self, train, epoch, **kw))
+    resumed = Trainer(tiny_split.n_items, cfg).fit(tiny_split, out=tmp_path, log=EpochLog(None))
+    assert ran == [2, 3]
+    assert losses(resumed.history) == pytest.approx(losses(reference.history), rel=1e-6)
+    assert resumed.best_epoch == reference.best_epoch
+    assert len(list((tmp_path / "ckpt").glob("state-*.index"))) == 1
+
+
+def test_resuming_with_another_configuration_is_refused(tiny_split: Split, tmp_path) -> None:
+    Trainer(tiny_split.n_items, config(epochs=1)).fit(tiny_split, out=tmp_path, log=EpochLog(None))
+    with pytest.raises(TrainingError, match="another configuration"):
+        Trainer(tiny_split.n_items, config(epochs=1, lr=0.5)).fit(tiny_split, out=tmp_path, log=EpochLog(None))
+
+
+def test_nan_loss_is_a_clear_error(tiny_split: Split) -> None:
+    train = tiny_split.train.copy()
+    train.data[:3] = np.nan
+    trainer = Trainer(tiny_split.n_items, config())
+    with pytest.raises(TrainingError, match="non-finite loss .* epoch 0"):
+        trainer.train_epoch(train, 0)
+
+
+def test_one_parseable_line_per_epoch(tiny_split: Split, tmp_path) -> None:
+    path = tmp_path / "log.txt"
+    with open(path, "w") as stream:
+        Trainer(tiny_split.n_items, config()).fit(tiny_split, log=EpochLog(stream))
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3
+    records = [parse_record(line) for line in lines]
+    assert [r["epoch"] for r in records] == [0, 1, 2]
+    assert all(0 <= r["val_ndcg@100"] <= 1 and r["users_per_s"] > 0 for r in records)
+
+
+@pytest.mark.parametrize("switches", [dict(xla=True), dict(xla=True, input="dense"),
+                                      dict(precision="mixed_bfloat16"), dict(precision="mixed_float16")])
+def test_performance_switches_train_to_finite_comparable_losses(tiny_split: Split, switches: dict) -> None:
+    base = Trainer(tiny_split.n_items, config(epochs=2)).fit(tiny_split, log=EpochLog(None))
+    other = Trainer(tiny_split.n_items, config(epochs=2, **switches)).fit(tiny_split, log=EpochLog(None))
+    assert np.isfinite(losses(other.history)).all()
+    # Dropout masks differ between paths (and XLA draws its own), so only closeness is expected here.
+    assert losses(other.history)[0] == pytest.approx(losses(base.history)[0], rel=3e-2)
+
+
+def test_xla_step_computes_the_same_function_without_randomness(tiny_split: Split) -> None:
+    model = ModelConfig(kind="dae", hidden=(), dropout_keep=1.0)
+    runs = [Trainer(tiny_split.n_items, RunConfig(model=model, train=config(epochs=2).train.with_overrides(xla=xla)))
+            .fit(tiny_split, log=EpochLog(None)) for xla in (False, True)]
+    assert losses(runs[1].history) == pytest.approx(losses(runs[0].history), rel=1e-4)
+
+
+def test_throughput_excludes_warmup_and_partial_batches(tiny_split: Split) -> None:
+    trainer = Trainer(tiny_split.n_items, config(batch_size=40))
+    trainer.train_epoch(tiny_split.train, 0)
+    full_batches = tiny_split.train.shape[0] // 40
+    assert trainer.throughput.summary()["steps"] == full_batches - 3

@@ -1,0 +1,101 @@
+"""``vaecf bench``: training throughput and model FLOP utilisation at given batch sizes and inputs.
+
+For each batch size the GEMM ceiling is measured first (``perf.gemm_rate``, same process),
+then each input path trains ``warmup + steps`` steps; users/s is the median over the timed
+steps with the 10th-90th percentile spread. Data preparation runs in a child process so its
+peak RSS is measured on its own. The record goes to ``results/<machine>/bench-<time>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from vaecf.config import ModelConfig, RunConfig, TrainConfig
+from vaecf.data.split import Split
+from vaecf.io import write_json
+from vaecf.model import flops_per_user
+from vaecf.perf import gemm_rate, machine_info, machine_name, mfu, peak_rss_bytes
+
+
+def add_bench_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="throughput and MFU, dense vs sparse, at given batch sizes")
+    p.add_argument("--dataset", default="synthetic:ml-20m", help="prepared (and cached) if --data is absent")
+    p.add_argument("--data", type=Path, help="an already prepared split")
+    p.add_argument("--cache", type=Path, default=Path(".cache/bench-data"), help="where --dataset is prepared")
+    p.add_argument("--batch-sizes", default="500,24576")
+    p.add_argument("--inputs", default="sparse,dense")
+    p.add_argument("--pipeline", choices=("feed", "tfdata"), default="tfdata")
+    p.add_argument("--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16"))
+    p.add_argument("--xla", action="store_true")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--out", type=Path, help="default: results/<machine>/bench-<time>.json")
+    p.set_defaults(func=_cmd_bench)
+
+
+def prepare_in_child(dataset: str, folder: Path) -> int:
+    """Prepare ``dataset`` in a child process; returns the child's peak RSS in bytes."""
+    subprocess.run([sys.executable, "-m", "vaecf", "data", "prepare", dataset, "--out", str(folder)],
+                   check=True, stdout=subprocess.DEVNULL)
+    return peak_rss_bytes(children=True)
+
+
+def measure(split: Split, train: TrainConfig, warmup: int, steps: int) -> dict[str, Any]:
+    """Throughput and MFU of one configuration (``warmup`` + ``steps`` steps of epoch 0)."""
+    from vaecf import train as train_module
+
+    config = RunConfig(model=ModelConfig(), train=train)
+    trainer = train_module.Trainer(split.n_items, config)
+    saved, train_module.WARMUP_STEPS = train_module.WARMUP_STEPS, warmup
+    try:
+        needed = warmup + steps
+        epochs = 0
+        while trainer.throughput.summary()["steps"] < steps and epochs < needed:
+            trainer.train_epoch(split.train, epochs, max_steps=needed, show_progress=False)
+            epochs += 1
+    finally:
+        train_module.WARMUP_STEPS = saved
+    tput = trainer.throughput.summary()
+    nnz = split.train.nnz / split.train.shape[0]
+    fpu = flops_per_user(split.n_items, config.model, nnz)
+    return {"users_per_s": tput, "flops_per_user": fpu}
+
+
+def _cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
+    record: dict[str, Any] = {"machine": machine_info(), "argv": argv, "rows": []}
+    if args.data is None:
+        folder = args.cache / args.dataset.replace(":", "_").replace(",", "_").replace("=", "-")
+        start = time.perf_counter()
+        record["prepare"] = {"dataset": args.dataset, "peak_rss_bytes": prepare_in_child(args.dataset, folder),
+                             "seconds": time.perf_counter() - start}
+        args.data = folder
+    split = Split.load(args.data)
+    record["data"] = split.stats
+    for batch in (int(b) for b in args.batch_sizes.split(",")):
+        batch = min(batch, split.train.shape[0])
+        rate = gemm_rate(batch, ModelConfig().hidden[-1], split.n_items, args.precision)
+        for kind in args.inputs.split(","):
+            train = TrainConfig(batch_size=batch, input=kind, pipeline=args.pipeline,  # type: ignore[arg-type]
+                                precision=args.precision, xla=args.xla)
+            row = {"batch_size": batch, "input": kind, "pipeline": args.pipeline, "precision": args.precision,
+                   "xla": args.xla, "gemm_flops": rate, **measure(split, train, args.warmup, args.steps)}
+            row["mfu"] = mfu(row["flops_per_user"], row["users_per_s"]["median"], rate)
+            record["rows"].append(row)
+            print(_row_line(row), flush=True)
+    record["peak_rss_bytes"] = peak_rss_bytes()
+    out = args.out or Path("results") / machine_name() / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    write_json(out, record)
+    print(f"wrote {out}")
+    return 0
+
+
+def _row_line(row: dict[str, Any]) -> str:
+    u = row["users_per_s"]
+    return (f"batch={row['batch_size']} input={row['input']} users_per_s={u['median']:.0f} "
+            f"(p10 {u['p10']:.0f}, p90 {u['p90']:.0f}, {u['steps']} steps) "
+            f"gemm_gflops={row['gemm_flops'] / 1e9:.1f} mfu={row['mfu']:.3f}")

@@ -1,0 +1,109 @@
+"""``vaecf compare``: test-set quality of Mult-VAE, Mult-DAE and the baselines on one split.
+
+Neural models are trained once per seed and evaluated at their best validation epoch; the
+table reports the mean over seeds with its standard error. EASE picks its lambda on the
+validation users. The record (JSON, with the full configuration) is rewritten after every
+finished model and seed, so an interrupted comparison resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vaecf.baselines import Popularity, select_ease
+from vaecf.data.split import Split
+from vaecf.io import atomic_write, read_json, write_json
+from vaecf.metrics import evaluate
+
+METRICS = ("ndcg@100", "recall@20", "recall@50")
+
+
+def add_compare_parser(sub: argparse._SubParsersAction) -> None:
+    from vaecf.cli import add_train_options
+
+    p = sub.add_parser("compare", help="test quality of vae, dae, ease, popularity over seeds")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--models", default="vae,ease,popularity", help="comma-separated: vae,dae,ease,popularity")
+    p.add_argument("--seeds", type=int, default=5, help="seeds per neural model (98765, 98766, ...)")
+    p.add_argument("--out", type=Path, required=True, help="JSON record; a .md table is written beside it")
+    add_train_options(p)
+    p.set_defaults(func=_cmd_compare)
+
+
+def _cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
+    from vaecf.cli import run_config
+
+    split = Split.load(args.data)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    base_seed = args.seed if args.seed is not None else 98765
+    record = read_json(args.out) if args.out.is_file() else {"data": split.stats, "results": {}}
+    for model in models:
+        done = record["results"].setdefault(model, {"runs": []})
+        if model in ("vae", "dae"):
+            args.model = model
+            for k in range(len(done["runs"]), args.seeds):
+                args.seed = base_seed + k
+                config = run_config(args)
+                done["config"] = dataclasses.asdict(config)
+                done["runs"].append({"seed": args.seed, **_train_and_test(split, config)})
+                _save(args.out, record)
+        elif not done["runs"]:
+            done["runs"].append(_baseline(model, split))
+            _save(args.out, record)
+    print(markdown_table(record))
+    return 0
+
+
+def _train_and_test(split: Split, config: Any) -> dict[str, Any]:
+    from vaecf.log import EpochLog
+    from vaecf.train import Trainer
+
+    trainer = Trainer(split.n_items, config)
+    result = trainer.fit(split, log=EpochLog(None))
+    return {"best_epoch": result.best_epoch, "validation": result.best,
+            "test": trainer.evaluate(split, "test").metrics, "train_s": result.train_seconds}
+
+
+def _baseline(model: str, split: Split) -> dict[str, Any]:
+    test_foldin, test_target = split.heldout("test")
+    if model == "popularity":
+        scorer = Popularity.fit(split.train)
+        return {"test": evaluate(scorer.score, test_foldin, test_target).metrics}
+    if model == "ease":
+        ease, by_lambda = select_ease(split.train, split.validation_foldin, split.validation_target)
+        return {"lambda": ease.lam, "validation_by_lambda": {str(k): v for k, v in by_lambda.items()},
+                "test": evaluate(ease.score, test_foldin, test_target).metrics}
+    raise ValueError(f"unknown model {model!r}; use vae, dae, ease or popularity")
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+    """Per metric: mean over runs and its standard error (0 for a single run)."""
+    out = {}
+    for m in METRICS:
+        v = np.array([r["test"][m] for r in runs])
+        se = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else 0.0
+        out[m] = (float(v.mean()), se)
+    return out
+
+
+def markdown_table(record: dict[str, Any]) -> str:
+    lines = ["| model | runs | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
+    for model, res in record["results"].items():
+        if not res["runs"]:
+            continue
+        stats = summarise(res["runs"])
+        cells = [f"{m:.4f} ± {se:.4f}" if len(res["runs"]) > 1 else f"{m:.4f}" for m, se in stats.values()]
+        lines.append(f"| {model} | {len(res['runs'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _save(out: Path, record: dict[str, Any]) -> None:
+    write_json(out, record)
+    table = markdown_table(record) + "\n"
+    atomic_write(out.with_suffix(".md"), lambda tmp: tmp.write_text(table))

@@ -1,0 +1,123 @@
+"""Typed configuration: the one place where every default lives.
+
+Every result record serialises these dataclasses in full (``asdict``), so a number can always
+be traced back to the exact settings that produced it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Precision = Literal["float32", "mixed_float16", "mixed_bfloat16"]
+InputKind = Literal["dense", "sparse"]
+Pipeline = Literal["feed", "tfdata"]
+ModelKind = Literal["vae", "dae"]
+Engine = Literal["horovod", "tf-distribute"]
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    """The paper's data protocol (Liang et al. 2018, and the authors' preprocessing code)."""
+
+    threshold: float = 3.5
+    """A rating is an implicit positive when it is strictly greater than this."""
+    min_user_positives: int = 5
+    """Users with fewer positives are dropped before the split."""
+    heldout_users: int = 10_000
+    """N: the last 2N users of the permutation become N validation then N test users."""
+    seed: int = 98765
+    """Seeds the user permutation, and is reset before each fold-in/target split."""
+    target_fraction: float = 0.2
+    """floor(fraction * n) of a heldout user's items become targets."""
+    min_split_items: int = 5
+    """Heldout users with fewer items (after dropping unseen items) go wholly to fold-in."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture. Mult-VAE is [I -> 600 -> 200 -> 600 -> I]; Mult-DAE is [I -> 200 -> I]."""
+
+    kind: ModelKind = "vae"
+    hidden: tuple[int, ...] = (600,)
+    """Encoder hidden widths between the items and the latent layer (mirrored in the decoder)."""
+    latent: int = 200
+    dropout_keep: float = 0.5
+    """Keep probability of the dropout applied to the L2-normalised input."""
+    weight_decay: float = 0.0
+    """L2 coefficient lam; the loss adds 2 * lam * sum(w^2) / 2 over weights, as the paper's code."""
+
+    @staticmethod
+    def for_kind(kind: ModelKind, batch_size: int = 500) -> ModelConfig:
+        """The paper's settings: VAE with no weight decay; DAE [I->200->I] with lam = 0.01 / batch."""
+        if kind == "dae":
+            return ModelConfig(kind="dae", hidden=(), latent=200, weight_decay=0.01 / batch_size)
+        return ModelConfig()
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, input path and performance switches. Defaults are the paper's settings."""
+
+    batch_size: int = 500
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+    total_anneal_steps: int = 200_000
+    anneal_cap: float = 0.2
+    epochs: int = 200
+    eval_every: int = 1
+    """Validate every this many epochs (and after the last); the best epoch is kept."""
+    seed: int = 98765
+    input: InputKind = "sparse"
+    pipeline: Pipeline = "tfdata"
+    prefetch: int = 2
+    """Batches prepared ahead by tf.data (pipeline='tfdata' only)."""
+    precision: Precision = "float32"
+    xla: bool = False
+    workers: int = 1
+    engine: Engine = "horovod"
+    """Data-parallel engine when workers > 1."""
+
+    def with_overrides(self, **overrides: Any) -> TrainConfig:
+        return replace_checked(self, overrides)
+
+
+PRESETS: dict[str, TrainConfig] = {
+    "paper": TrainConfig(),
+    "nvidia": TrainConfig(
+        batch_size=24_576, lr=0.004, beta1=0.9, beta2=0.9,
+        total_anneal_steps=15_000, anneal_cap=0.1, epochs=400,
+    ),
+}
+"""Named hyper-parameter sets: the paper's, and NVIDIA DeepLearningExamples' large-batch recipe."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a training run; serialised into its record."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> RunConfig:
+        model = dict(d.get("model", {}))
+        if "hidden" in model:
+            model["hidden"] = tuple(model["hidden"])
+        return RunConfig(model=ModelConfig(**model), train=TrainConfig(**d.get("train", {})))
+
+
+def replace_checked(obj: Any, overrides: dict[str, Any]) -> Any:
+    """``dataclasses.replace`` that names an unknown field instead of a bare TypeError."""
+    names = {f.name for f in dataclasses.fields(obj)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(f"unknown {type(obj).__name__} field(s): {', '.join(unknown)}; "
+                         f"known: {', '.join(sorted(names))}")
+    return dataclasses.replace(obj, **overrides)

@@ -1,0 +1,119 @@
+"""Measuring: the GEMM ceiling, model FLOP utilisation, peak memory and the machine.
+
+The ceiling is measured, not looked up: the FLOP rate TensorFlow reaches on this machine, in
+this process, for the three GEMMs of the output layer (forward, weight gradient, input
+gradient) at the batch size being trained. MFU = model FLOPs per user x users/s / that rate.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from vaecf.model import compute_dtype
+
+
+def gemm_rate(batch: int, hidden: int, n_items: int, precision: str = "float32",
+              repeats: int = 5) -> float:
+    """FLOP/s of the output layer's three GEMMs at this shape (best of ``repeats``, after warm-up)."""
+    dtype = compute_dtype(precision)  # type: ignore[arg-type]
+    rng = tf.random.Generator.from_seed(0)
+    h = tf.cast(rng.normal([batch, hidden]), dtype)
+    w = tf.cast(rng.normal([hidden, n_items]), dtype)
+    g = tf.cast(rng.normal([batch, n_items]), dtype)
+
+    @tf.function
+    def three() -> tf.Tensor:
+        out = tf.matmul(h, w)  # forward
+        dw = tf.matmul(h, g, transpose_a=True)  # weight gradient
+        dh = tf.matmul(g, w, transpose_b=True)  # input gradient
+        return tf.reduce_sum(out[:1, :1]) + tf.reduce_sum(dw[:1, :1]) + tf.reduce_sum(dh[:1, :1])
+
+    three().numpy()
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        three().numpy()
+        best = min(best, time.perf_counter() - start)
+    return 3 * 2.0 * batch * hidden * n_items / best
+
+
+def mfu(flops_per_user: float, users_per_s: float, rate: float) -> float:
+    return flops_per_user * users_per_s / rate
+
+
+def peak_rss_bytes(children: bool = False) -> int:
+    """Peak resident memory of this process (or of its finished children) so far."""
+    who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
+    kib = resource.getrusage(who).ru_maxrss
+    return int(kib * (1 if sys.platform == "darwin" else 1024))
+
+
+def device_peak_bytes() -> int | None:
+    """Peak GPU memory in use by TensorFlow on the first GPU, or None without one."""
+    if not tf.config.list_physical_devices("GPU"):
+        return None
+    return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpus() -> list[str]:
+    names = []
+    for dev in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(dev)
+        names.append(str(details.get("device_name", dev.name)))
+    return names
+
+
+def git_sha(repo: Path | None = None) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo or Path(__file__).parent,
+                             capture_output=True, text=True, check=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=repo or Path(__file__).parent, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def machine_info() -> dict[str, Any]:
+    """What a result record needs to say about where it was measured."""
+    import numpy
+    import pandas
+    import scipy
+
+    gpu_names = gpus()
+    return {
+        "hostname": platform.node(),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "gpus": gpu_names,
+        "gpu_count": len(gpu_names),
+        "python": platform.python_version(),
+        "versions": {"tensorflow": tf.__version__, "numpy": numpy.__version__,
+                     "scipy": scipy.__version__, "pandas": pandas.__version__},
+        "git_sha": git_sha(),
+    }
+
+
+def machine_name() -> str:
+    """A short folder name for results: host, or $VAECF_MACHINE when set."""
+    return os.environ.get("VAECF_MACHINE") or platform.node() or "unknown"

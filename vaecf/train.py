@@ -1,0 +1,287 @@
+"""The training loop: a ``tf.function`` step, per-epoch validation, checkpoints and timing.
+
+A run folder holds ``config.json`` (the full configuration), ``history.json`` (one record per
+epoch, rewritten atomically), ``ckpt/`` (the latest state, for resuming a killed run) and
+``best/`` (the weights of the best validation epoch). Starting ``fit`` on a folder that
+already holds a checkpoint of the same configuration resumes after its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import scipy.sparse as sp
+import tensorflow as tf
+
+from vaecf.config import RunConfig
+from vaecf.data.split import Split
+from vaecf.errors import TrainingError
+from vaecf.io import read_json, write_json
+from vaecf.log import EpochLog, progress
+from vaecf.metrics import Evaluation, evaluate
+from vaecf.model import Loss, MultVAE
+from vaecf.optim import Adam, LossScale
+from vaecf.pipeline import batch_spec, batches, epoch_order, to_sparse_tensor
+
+WARMUP_STEPS = 3
+"""Steps excluded from throughput: tracing, compilation and first-touch allocation happen there."""
+
+
+class World(Protocol):
+    """What the step needs to know about data-parallel peers (see ``vaecf.distributed``)."""
+
+    rank: int
+    size: int
+
+    def scope(self) -> AbstractContextManager[Any]:
+        """Context in which the model and optimizer variables are created."""
+        ...
+
+    def run(self, step: Callable[[Any], Loss], x: Any) -> Loss:
+        """Run ``step`` on this worker's batch inside the traced function; return local losses."""
+        ...
+
+    def shard(self, order: np.ndarray, batch_size: int) -> np.ndarray:
+        """This worker's users of an epoch's global order; every worker gets the same step count."""
+        ...
+
+    def allreduce(self, grads: list[tf.Tensor]) -> list[tf.Tensor]:
+        """Average gradients across workers (called inside the step)."""
+        ...
+
+    def broadcast(self, variables: list[tf.Variable]) -> None:
+        """Make every worker start from rank 0's values."""
+        ...
+
+
+class Local:
+    """A single worker: every user, no collectives."""
+
+    rank = 0
+    size = 1
+
+    def scope(self) -> AbstractContextManager[Any]:
+        return nullcontext()
+
+    def run(self, step: Callable[[Any], Loss], x: Any) -> Loss:
+        return step(x)
+
+    def shard(self, order: np.ndarray, batch_size: int) -> np.ndarray:
+        return order
+
+    def allreduce(self, grads: list[tf.Tensor]) -> list[tf.Tensor]:
+        return grads
+
+    def broadcast(self, variables: list[tf.Variable]) -> None:
+        return None
+
+
+@dataclass
+class Throughput:
+    """Training users per second over timed steps (full batches after warm-up)."""
+
+    users_per_s: list[float] = field(default_factory=list)
+
+    def record(self, users: int, seconds: float) -> None:
+        self.users_per_s.append(users / seconds)
+
+    def summary(self) -> dict[str, float]:
+        if not self.users_per_s:
+            return {"median": math.nan, "p10": math.nan, "p90": math.nan, "steps": 0}
+        v = np.asarray(self.users_per_s)
+        p10, med, p90 = np.percentile(v, [10, 50, 90])
+        return {"median": float(med), "p10": float(p10), "p90": float(p90), "steps": int(v.size)}
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best: dict[str, float]
+    throughput: dict[str, float]
+    train_seconds: float
+
+
+class Trainer:
+    """Builds the model and optimizer for a ``RunConfig`` and trains it on a ``Split``."""
+
+    def __init__(self, n_items: int, config: RunConfig, world: World | None = None) -> None:
+        self.config = config
+        self.world = world or Local()
+        t = config.train
+        with self.world.scope():
+            self.model = MultVAE(n_items, config.model, seed=t.seed, precision=t.precision)
+            self.variables = [v for pair in self.model.encoder + self.model.decoder for v in pair]
+            self.optimizer = Adam(self.variables, t.lr, t.beta1, t.beta2, t.epsilon)
+            self.loss_scale = LossScale(enabled=t.precision == "mixed_float16")
+        self.world.broadcast(self.variables)
+        spec = batch_spec(n_items, t.input)
+        self.step = tf.function(lambda x: self.world.run(self._step, x), input_signature=[spec],
+                                jit_compile=t.xla)
+        self._score = tf.function(lambda x: self.model.forward(x, False, tf.constant([0, 0], tf.int64))[0],
+                                  input_signature=[batch_spec(n_items, "sparse")])
+        self.throughput = Throughput()
+        self._steps_seen = 0
+
+    # -- one step --------------------------------------------------------------------------------
+    def _step(self, x: tf.Tensor | tf.SparseTensor) -> Loss:
+        t = self.config.train
+        it = self.optimizer.iterations
+        anneal = tf.minimum(t.anneal_cap, tf.cast(it, tf.float32) / float(t.total_anneal_steps))
+        if self.config.model.kind == "dae":
+            anneal = tf.constant(0.0)
+        seed = tf.stack([tf.constant(t.seed + 7919 * self.world.rank, tf.int64), it])
+        with tf.GradientTape() as tape:
+            loss = self.model.loss(x, anneal, training=True, seed=seed)
+            objective = loss.total * self.loss_scale.scale if self.loss_scale.enabled else loss.total
+        # The first layer's gradient arrives as IndexedSlices (from the gather); Adam's fused
+        # kernel and the collectives want it dense.
+        grads = [tf.convert_to_tensor(g) for g in tape.gradient(objective, self.variables)]
+        grads = self.world.allreduce(grads)
+        grads, finite = self.loss_scale.unscale(grads)
+        if self.loss_scale.enabled:
+            tf.cond(finite, lambda: self.optimizer.apply(grads), lambda: self.optimizer.iterations.read_value())
+            self.loss_scale.update(finite)
+        else:
+            self.optimizer.apply(grads)
+        return loss
+
+    def train_epoch(self, train: sp.csr_matrix, epoch: int, max_steps: int | None = None,
+                    show_progress: bool | None = None) -> dict[str, float]:
+        """Run one epoch (or ``max_steps`` steps of it); returns loss means and timing."""
+        t = self.config.train
+        order = self.world.shard(epoch_order(train.shape[0], t.seed, epoch), t.batch_size)
+        per_worker = t.batch_size // self.world.size
+        n_steps = math.ceil(len(order) / per_worker)
+        if max_steps is not None:
+            n_steps = min(n_steps, max_steps)
+            order = order[: n_steps * per_worker]
+        it = batches(train, order, per_worker, t.input, t.pipeline, t.prefetch, pad=t.xla and t.input == "sparse")
+        sums = np.zeros(3)
+        start = last = time.perf_counter()
+        bar = progress(n_steps, f"epoch {epoch}", show_progress)
+        for k, x in zip(range(n_steps), it):
+            loss = self.step(x)
+            values = np.array([float(loss.total), float(loss.neg_ll), float(loss.kl)])  # syncs the device
+            now = time.perf_counter()
+            if not np.isfinite(values[0]):
+                raise TrainingError(f"non-finite loss {values[0]} at epoch {epoch}, step {k} "
+                                    f"(precision={t.precision}, lr={t.lr}); the last finished epoch's "
+                                    "checkpoint is kept: lower the learning rate or use float32")
+            users = _batch_users(x)
+            self._steps_seen += 1
+            if self._steps_seen > WARMUP_STEPS and users == per_worker:
+                self.throughput.record(users * self.world.size, now - last)
+            last = now
+            sums += values
+            bar.update(1)
+        bar.close()
+        seconds = time.perf_counter() - start
+        steps = max(n_steps, 1)
+        return {"loss": sums[0] / steps, "neg_ll": sums[1] / steps, "kl": sums[2] / steps,
+                "steps": n_steps, "epoch_s": seconds, "users": len(order) * self.world.size}
+
+    # -- evaluation --------------------------------------------------------------------------------
+    def scores(self, foldin: sp.csr_matrix) -> np.ndarray:
+        """Scores of every item for users given by their fold-in rows (no dropout, z = mean)."""
+        return self._score(to_sparse_tensor(foldin)).numpy()
+
+    def evaluate(self, split: Split, part: str = "validation") -> Evaluation:
+        foldin, target = split.heldout(part)
+        return evaluate(self.scores, foldin, target)
+
+    # -- the whole run -----------------------------------------------------------------------------
+    def fit(self, split: Split, out: Path | None = None, log: EpochLog | None = None,
+            show_progress: bool | None = None, meta: dict[str, Any] | None = None) -> FitResult:
+        """Train for ``epochs``, validating every ``eval_every``; keep the best epoch's weights.
+
+        ``meta`` (e.g. the data folder) is stored beside the configuration in ``config.json``.
+        """
+        t = self.config.train
+        log = log or EpochLog()
+        history: list[dict[str, Any]] = []
+        state = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, loss_scale=self.loss_scale)
+        best_ckpt = tf.train.Checkpoint(model=self.model)
+        main = self.world.rank == 0
+        if out is not None:
+            out = Path(out)
+            history = self._resume(out)
+            if main:
+                write_json(out / "config.json", {"config": self.config.to_dict(), **(meta or {}),
+                                                 "data": split.stats})
+        best_epoch, best = _best_of(history)
+        if best_epoch >= 0 and out is not None:
+            best_ckpt.read(str(out / "best" / "weights")).assert_consumed()
+        best_weights = [v.numpy() for v in self.variables]
+        if history:
+            state.read(str(out / history[-1]["ckpt"])).assert_consumed()
+        train_seconds = history[-1]["train_s"] if history else 0.0
+        for epoch in range(len(history), t.epochs):
+            stats = self.train_epoch(split.train, epoch, show_progress=show_progress and main)
+            train_seconds += stats["epoch_s"]
+            record: dict[str, Any] = {"epoch": epoch, **stats, "train_s": train_seconds,
+                                      "users_per_s": stats["users"] / stats["epoch_s"]}
+            if main and ((epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs):
+                metrics = self.evaluate(split, "validation").metrics
+                record.update({f"val_{k}": v for k, v in metrics.items()})
+                if best_epoch < 0 or metrics["ndcg@100"] > best["ndcg@100"]:
+                    best_epoch, best = epoch, metrics
+                    best_weights = [v.numpy() for v in self.variables]
+                    if out is not None:
+                        best_ckpt.write(str(out / "best" / "weights"))
+            record["best_epoch"] = best_epoch
+            history.append(record)
+            if main:
+                log.epoch(record)
+                if out is not None:
+                    _checkpoint(out, state, history)
+        # The model leaves fit() holding its best validation epoch's weights.
+        for v, w in zip(self.variables, best_weights):
+            v.assign(w)
+        return FitResult(history, best_epoch, best, self.throughput.summary(), train_seconds)
+
+    def _resume(self, out: Path) -> list[dict[str, Any]]:
+        """History of finished epochs of a run in ``out``; [] for a new run."""
+        if not (out / "history.json").is_file():
+            return []
+        saved = read_json(out / "config.json")["config"]
+        if saved != json.loads(json.dumps(self.config.to_dict())):  # tuples come back as lists
+            raise TrainingError(f"{out} holds a run with another configuration; use a new --out folder")
+        return read_json(out / "history.json")
+
+    def restore_best(self, run: Path) -> None:
+        tf.train.Checkpoint(model=self.model).read(str(Path(run) / "best" / "weights")).expect_partial()
+
+
+def _checkpoint(out: Path, state: tf.train.Checkpoint, history: list[dict[str, Any]]) -> None:
+    """Save the state under a per-epoch name, then the history naming it, then drop older states.
+
+    A kill at any point leaves a history whose last record names a complete checkpoint.
+    """
+    name = f"ckpt/state-{history[-1]['epoch']}"
+    history[-1]["ckpt"] = name
+    state.write(str(out / name))
+    write_json(out / "history.json", history)
+    for old in (out / "ckpt").glob("state-*"):
+        if not old.name.startswith(f"state-{history[-1]['epoch']}."):
+            old.unlink()
+
+
+def _batch_users(x: tf.Tensor | tf.SparseTensor) -> int:
+    return int(x.dense_shape[0]) if isinstance(x, tf.SparseTensor) else int(x.shape[0])
+
+
+def _best_of(history: list[dict[str, Any]]) -> tuple[int, dict[str, float]]:
+    scored = [h for h in history if "val_ndcg@100" in h]
+    if not scored:
+        return -1, {}
+    top = max(scored, key=lambda h: h["val_ndcg@100"])
+    return top["epoch"], {k[4:]: v for k, v in top.items() if k.startswith("val_")}
