@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["tests"]
+nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = os.environ.get("VAECF_NOX_PYTHON", "3")
@@ -35,6 +36,62 @@ def horovod(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def ablate(session: nox.Session) -> None:
+    """The main job: replay the speed-up ladder with quality beside every step.
+
+    Default: the 'attribution' ladder on synthetic ML-20M-shaped data (no download), quick budget.
+    The real thing: nox -s ablate -- --dataset ml-20m --ladder case-study --budget full
+    """
+    session.install("-e", ".")
+    session.run("python", "-m", "ablations", "run", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def plots(session: nox.Session) -> None:
+    """Redraw every recorded run's tables and charts from its records (no training)."""
+    session.install("-e", ".")
+    runs = session.posargs or sorted(str(p.parent) for p in Path("results").glob("*/*/run.json"))
+    session.run("python", "-m", "ablations", "plot", *runs)
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", "vaecf", "ablations", "benchmarks", "tests", "noxfile.py")
+
+
+BENCH_ACTIONS: dict[str, list[list[str]]] = {
+    # Every benchmark once on HEAD, in asv's own virtualenv: a smoke test with rough figures.
+    "quick": [["asv", "run", "--quick", "--show-stderr", "HEAD^!"]],
+    # The full measurement of HEAD (about 10 minutes on 2 cores), raw samples kept for compare.
+    "run": [["asv", "run", "--show-stderr", "--record-samples", "HEAD^!"]],
+    # Measure main and HEAD side by side now; fails when a benchmark got >10% worse.
+    "continuous": [["asv", "continuous", "--show-stderr", "--factor", "1.1", "main", "HEAD"]],
+    # Table of the results already recorded for main and HEAD (runs nothing).
+    "compare": [["asv", "compare", "--split", "main", "HEAD"]],
+    # Every recorded result as a static site in .asv/html (view with `asv preview`).
+    "publish": [["asv", "publish"]],
+    # CI: the suite is well-formed and each benchmark runs once in this environment; no results kept.
+    "check": [["asv", "check", "--python=same"],
+              ["asv", "run", "--python=same", "--quick", "--dry-run", "--show-stderr"]],
+}
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """asv regression tracking: nox -s bench -- [quick|run|continuous|compare|publish|check] [asv args].
+
+    Arguments after the action go to asv's last command, e.g. `-- quick -b TrainStep`.
+    """
+    action, *extra = session.posargs or ["quick"]
+    if action not in BENCH_ACTIONS:
+        session.error(f"unknown bench action {action!r}; one of: {', '.join(BENCH_ACTIONS)}")
+    # 'check' benchmarks this environment, so it needs vaecf itself; the other actions build each
+    # commit into asv's own virtualenv under .asv/env.
+    session.install("-e", ".[bench]")
+    if not (Path.home() / ".asv-machine.json").is_file():
+        session.run("asv", "machine", "--yes")  # asv asks about the machine once; take its defaults
+    *first, last = BENCH_ACTIONS[action]
+    for command in first:
+        session.run(*command)
+    session.run(*last, *extra)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from vaecf.config import PRESETS, ModelConfig, RunConfig
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: its start-up chatter is not ours
+
+from vaecf.config import PRESETS, ModelConfig, RunConfig, TrainConfig
 from vaecf.errors import VaecfError
 
 TRAIN_SWITCHES = ("batch_size", "lr", "epochs", "seed", "eval_every", "input", "pipeline", "precision",
@@ -19,7 +22,6 @@ TRAIN_SWITCHES = ("batch_size", "lr", "epochs", "seed", "eval_every", "input", "
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not ours
     try:
         return int(args.func(args, argv) or 0)
     except VaecfError as e:
@@ -87,13 +89,39 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--workers", type=int)
     p.add_argument("--engine", choices=("horovod", "tf-distribute"))
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="sets",
+                   help="any TrainConfig field, e.g. --set total_anneal_steps=15000 (repeatable)")
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:
     """The preset, overridden by every switch given on the command line."""
     overrides = {k: getattr(args, k) for k in TRAIN_SWITCHES if getattr(args, k, None) is not None}
+    overrides.update(parse_sets(getattr(args, "sets", [])))
     train = PRESETS[args.preset].with_overrides(**overrides)
     return RunConfig(model=ModelConfig.for_kind(args.model, train.batch_size), train=train)
+
+
+def parse_sets(items: Sequence[str]) -> dict[str, object]:
+    """``["batch_size=2500", "xla=true"]`` -> typed TrainConfig overrides."""
+    types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in types:
+            raise VaecfError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(types)}")
+        kind = types[key]
+        try:
+            if kind == "bool":
+                if raw.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(f"{raw!r} is not a boolean")
+                out[key] = raw.lower() in ("true", "1")
+            elif kind in ("int", "float"):
+                out[key] = {"int": int, "float": float}[kind](raw)
+            else:
+                out[key] = raw
+        except ValueError as e:
+            raise VaecfError(f"--set {item!r}: {e}") from e
+    return out
 
 
 def _cmd_prepare(args: argparse.Namespace, argv: list[str]) -> int:
@@ -116,14 +144,19 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
     else:
         world = None
     from vaecf.data.split import Split
+    from vaecf.io import write_json
+    from vaecf.perf import device_peak_bytes, peak_rss_bytes
     from vaecf.train import Trainer
 
     split = Split.load(args.data)
     trainer = Trainer(split.n_items, config, world=world)
     result = trainer.fit(split, out=args.out, meta={"data_dir": str(args.data.resolve())})
     if trainer.world.rank == 0:
-        print(json.dumps({"best_epoch": result.best_epoch, "validation": result.best,
-                          "users_per_s": result.throughput, "train_s": result.train_seconds}))
+        summary = {"best_epoch": result.best_epoch, "validation": result.best, "users_per_s": result.throughput,
+                   "train_s": result.train_seconds, "workers": trainer.world.size,
+                   "peak_rss_bytes": peak_rss_bytes(), "device_peak_bytes": device_peak_bytes()}
+        write_json(args.out / "result.json", summary)
+        print(json.dumps(summary))
     return 0
 
 

@@ -121,16 +121,33 @@ def multinomial_nll(logits: tf.Tensor, x: Batch) -> tf.Tensor:
     """Per-user ``-sum_i x_i log softmax(logits)_i``.
 
     Dense: exactly the paper's expression. Sparse: the same quantity written as
-    ``sum(x) * logsumexp(logits) - sum_nz x_i logits_i``, which reads the logits at the nonzeros
-    only and never materialises the users x items log-softmax.
+    ``sum(x) * logsumexp(logits) - sum_nz x_i logits_i``, with a hand-written gradient.
     """
     if isinstance(x, tf.SparseTensor):
-        rows = x.indices[:, 0]
-        n = tf.shape(logits)[0]
-        picked = tf.math.unsorted_segment_sum(tf.gather_nd(logits, x.indices) * x.values, rows, n)
-        mass = tf.math.unsorted_segment_sum(x.values, rows, n)
-        return mass * tf.reduce_logsumexp(logits, axis=1) - picked
+        return _sparse_nll(logits, x.indices, x.values)
     return -tf.reduce_sum(tf.nn.log_softmax(logits) * x, axis=1)
+
+
+@tf.custom_gradient
+def _sparse_nll(logits: tf.Tensor, indices: tf.Tensor, values: tf.Tensor):  # noqa: ANN202 - custom_gradient pair
+    """Sparse multinomial NLL whose gradient is ``sum(x) * softmax(logits) - x``, built in place.
+
+    Autodiff of the same expression would materialise a dense zero tensor for the gather's
+    gradient and add it to the softmax term: two extra passes over users x items, the largest
+    tensor of the step. Here the softmax term is computed once and the nonzeros are subtracted
+    from it in place (``tensor_scatter_nd_sub``).
+    """
+    n = tf.shape(logits)[0]
+    rows = indices[:, 0]
+    lse = tf.reduce_logsumexp(logits, axis=1)
+    mass = tf.math.unsorted_segment_sum(values, rows, n)
+    picked = tf.math.unsorted_segment_sum(tf.gather_nd(logits, indices) * values, rows, n)
+
+    def grad(upstream: tf.Tensor) -> tuple[tf.Tensor, None, None]:
+        probs = tf.exp(logits - lse[:, None]) * (mass * upstream)[:, None]
+        return tf.tensor_scatter_nd_sub(probs, indices, values * tf.gather(upstream, rows)), None, None
+
+    return mass * lse - picked, grad
 
 
 def _dense(init: np.random.RandomState, fan_in: int, fan_out: int, name: str) -> tuple[tf.Variable, tf.Variable]:

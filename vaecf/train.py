@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -124,15 +124,16 @@ class Trainer:
             self.loss_scale = LossScale(enabled=t.precision == "mixed_float16")
         self.world.broadcast(self.variables)
         spec = batch_spec(n_items, t.input)
-        self.step = tf.function(lambda x: self.world.run(self._step, x), input_signature=[spec],
-                                jit_compile=t.xla)
+        self._compiled_grads = tf.function(self._loss_and_grads, input_signature=[spec], jit_compile=t.xla)
+        self.step = tf.function(lambda x: self.world.run(self._step, x), input_signature=[spec])
         self._score = tf.function(lambda x: self.model.forward(x, False, tf.constant([0, 0], tf.int64))[0],
                                   input_signature=[batch_spec(n_items, "sparse")])
         self.throughput = Throughput()
         self._steps_seen = 0
 
     # -- one step --------------------------------------------------------------------------------
-    def _step(self, x: tf.Tensor | tf.SparseTensor) -> Loss:
+    def _loss_and_grads(self, x: tf.Tensor | tf.SparseTensor) -> tuple[Loss, list[tf.Tensor]]:
+        """This worker's loss and (loss-scaled) gradients: the part XLA compiles."""
         t = self.config.train
         it = self.optimizer.iterations
         anneal = tf.minimum(t.anneal_cap, tf.cast(it, tf.float32) / float(t.total_anneal_steps))
@@ -144,7 +145,11 @@ class Trainer:
             objective = loss.total * self.loss_scale.scale if self.loss_scale.enabled else loss.total
         # The first layer's gradient arrives as IndexedSlices (from the gather); Adam's fused
         # kernel and the collectives want it dense.
-        grads = [tf.convert_to_tensor(g) for g in tape.gradient(objective, self.variables)]
+        return loss, [tf.convert_to_tensor(g) for g in tape.gradient(objective, self.variables)]
+
+    def _step(self, x: tf.Tensor | tf.SparseTensor) -> Loss:
+        # Collectives stay outside the compiled part: XLA on CPU cannot compile a ring all-reduce.
+        loss, grads = self._compiled_grads(x)
         grads = self.world.allreduce(grads)
         grads, finite = self.loss_scale.unscale(grads)
         if self.loss_scale.enabled:

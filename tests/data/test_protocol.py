@@ -2,11 +2,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import random_ratings
 from vaecf.config import ProtocolConfig
 from vaecf.data.protocol import apply_protocol
 from vaecf.data.split import Split
 from vaecf.errors import DataError
-from tests.conftest import random_ratings
 
 
 def test_ml100k_statistics_match_the_published_protocol(ml100k_split: Split) -> None:
@@ -43,7 +43,8 @@ def test_items_are_those_of_training_users(ml100k_ratings: pd.DataFrame, ml100k_
 
 def test_same_seed_gives_byte_identical_split(tmp_path) -> None:
     ratings = random_ratings(seed=3)
-    a, b = apply_protocol(ratings, ProtocolConfig(heldout_users=30)), apply_protocol(ratings, ProtocolConfig(heldout_users=30))
+    protocol = ProtocolConfig(heldout_users=30)
+    a, b = apply_protocol(ratings, protocol), apply_protocol(ratings, protocol)
     a.save(tmp_path / "a")
     b.save(tmp_path / "b")
     for f in sorted((tmp_path / "a").iterdir()):

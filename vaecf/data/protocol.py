@@ -32,8 +32,9 @@ from vaecf.errors import DataError
 RATINGS_COLUMNS = ("user", "item", "rating")
 
 
-def apply_protocol(ratings: pd.DataFrame, cfg: ProtocolConfig = ProtocolConfig()) -> Split:
+def apply_protocol(ratings: pd.DataFrame, cfg: ProtocolConfig | None = None) -> Split:
     """Turn a ratings table (columns user, item, rating; file order) into the paper's split."""
+    cfg = cfg or ProtocolConfig()
     missing = set(RATINGS_COLUMNS) - set(ratings.columns)
     if missing:
         raise DataError(f"ratings table lacks column(s) {sorted(missing)}")

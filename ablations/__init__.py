@@ -1,0 +1,1 @@
+"""The ablation runner: replay a speed-up ladder and record speed *and* quality for every step."""
