@@ -248,9 +248,10 @@ class Trainer:
                 log.epoch(record)
                 if out is not None:
                     _checkpoint(out, state, history)
-        # The model leaves fit() holding its best validation epoch's weights.
-        for v, w in zip(self.variables, best_weights):
-            v.assign(w)
+        # The model leaves fit() holding its best validation epoch's weights (rank 0 tracks them).
+        if main:
+            for v, w in zip(self.variables, best_weights):
+                v.assign(w)
         return FitResult(history, best_epoch, best, self.throughput.summary(), train_seconds)
 
     def _resume(self, out: Path) -> list[dict[str, Any]]:

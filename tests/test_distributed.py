@@ -1,0 +1,176 @@
+"""Data parallelism: the sharding rule, the launcher, and real multi-process training.
+
+The multi-process tests start 2 workers on CPU (Horovod over Gloo, and tf.distribute's
+MultiWorkerMirroredStrategy over loopback) running ``python -m vaecf.launch probe``: a Mult-DAE
+on a seeded random matrix, dropout off, so that one step is a deterministic function of the
+weights and the users of the batch. (The VAE draws its noise per worker and per batch shape,
+so it could not match one worker exactly.)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vaecf.distributed import shard_users
+from vaecf.errors import TrainingError
+from vaecf.launch import LOCAL_RANK_ENV, MIRRORED_ENV, TIMED_OUT, WORKER_ENV, launch, probe_main
+
+
+def _horovod_missing() -> str | None:
+    try:
+        import horovod.tensorflow  # noqa: F401
+    except Exception as e:  # ImportError, or its extension failing to load against this TensorFlow
+        return (f"horovod.tensorflow does not import ({type(e).__name__}: {e}); it needs the 'horovod' "
+                "extra on TensorFlow 2.15-2.18: run 'nox -s horovod'")
+    return None
+
+
+HOROVOD_MISSING = _horovod_missing()
+ENGINES = [pytest.param("horovod", marks=pytest.mark.skipif(HOROVOD_MISSING is not None,
+                                                            reason=HOROVOD_MISSING or "")),
+           "tf-distribute"]
+
+ATOL = 1e-5
+"""Allowed |2 workers - 1 worker| per weight. The weights are ~0.2 and Adam moves each by up to
+lr = 1e-3 per step, so a wrong step shows as ~1e-3; the observed difference (8e-7) is float32
+rounding of the gradient mean summed in another order."""
+
+EQUIVALENCE = ["--users", "36", "--items", "40", "--nnz", "6", "--batch-size", "8", "--epochs", "2",
+               "--kind", "dae", "--dropout-keep", "1.0"]
+"""36 users, global batch 8: four full batches and a last one of 4, split 2 + 2; 5 steps x 2 epochs."""
+UNEVEN = ["--users", "37", "--items", "40", "--nnz", "6", "--batch-size", "8", "--epochs", "2",
+          "--kind", "dae", "--precision", "mixed_float16"]
+"""37 users: the last global batch has 5, so each worker takes 2 and one user sits the epoch out."""
+
+
+# -- the sharding rule -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("batch_size", "size", "replicas"),
+                         [(8, 1, 1), (8, 2, 1), (12, 3, 1), (8, 4, 1), (8, 1, 2), (12, 2, 3), (500, 2, 1)])
+def test_shards_partition_the_epoch_into_equal_step_counts(batch_size: int, size: int, replicas: int) -> None:
+    parts = size * replicas
+    per_worker = batch_size // size
+    for n_users in [*range(0, 3 * batch_size + 2 * parts + 2), 10 * batch_size + 1]:
+        order = np.random.default_rng(n_users).permutation(n_users)
+        shards = [shard_users(order, batch_size, r, size, replicas) for r in range(size)]
+        full, rest = divmod(n_users, batch_size)
+        used = full * batch_size + rest // parts * parts
+        # Disjoint, and together exactly the epoch's users but the last rest mod parts.
+        joined = np.concatenate(shards)
+        assert len(np.unique(joined)) == len(joined) == used
+        assert set(joined) == set(order[:used])
+        # Equal shares, hence equal step counts; each device's share of a step is equal too.
+        assert {len(s) for s in shards} == {used // size}
+        assert all(len(s) % replicas == 0 for s in shards)
+        # Global step k holds the same users as step k of one worker with the same batch size.
+        for k, start in enumerate(range(0, used, batch_size)):
+            step_users = np.concatenate([s[k * per_worker:(k + 1) * per_worker] for s in shards])
+            assert np.array_equal(np.sort(step_users), np.sort(order[start:min(start + batch_size, used)]))
+
+
+def test_fewer_users_than_workers_gives_no_step_on_any_worker() -> None:
+    assert [len(shard_users(np.arange(1), 8, r, 2)) for r in range(2)] == [0, 0]
+    assert [len(shard_users(np.arange(5), 8, r, 2)) for r in range(2)] == [2, 2]
+
+
+def test_global_batch_must_split_evenly() -> None:
+    with pytest.raises(TrainingError, match="multiple"):
+        shard_users(np.arange(10), 9, 0, 2)
+
+
+# -- the launcher ------------------------------------------------------------------------------------
+
+FAIL_ON_RANK_1 = "import os, sys, time; sys.exit(3) if os.environ[{!r}] == '1' else time.sleep(60)"
+
+
+@pytest.mark.multiprocess
+@pytest.mark.timeout(60)
+def test_a_failing_worker_stops_the_others() -> None:
+    command = [sys.executable, "-c", FAIL_ON_RANK_1.format(LOCAL_RANK_ENV)]
+    assert launch(command, 2, "tf-distribute", timeout=50, one_process=False) == 3
+
+
+@pytest.mark.multiprocess
+@pytest.mark.timeout(60)
+def test_a_stuck_job_is_killed_at_the_timeout() -> None:
+    command = [sys.executable, "-c", "import time; time.sleep(60)"]
+    assert launch(command, 2, "tf-distribute", timeout=2, one_process=False) == TIMED_OUT
+
+
+# -- real training on 2 workers ----------------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def _quiet_tensorflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="module")
+def one_worker(tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
+    """The 1-worker reference, trained in this process."""
+    out = tmp_path_factory.mktemp("one-worker")
+    probe_main([*EQUIVALENCE, "--out", str(out)])
+    return _weights(out / "rank0.npz")
+
+
+def _weights(path: Path) -> list[np.ndarray]:
+    with np.load(path) as f:
+        return [f[k] for k in f.files]
+
+
+def _probe(out: Path, engine: str, args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "vaecf.launch", "probe", "--out", str(out), "--engine", engine, *args]
+
+
+def _assert_close(got: list[np.ndarray], want: list[np.ndarray]) -> None:
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=0, atol=ATOL)
+
+
+def _assert_ranks_identical(out: Path) -> list[np.ndarray]:
+    # Both ranks apply the same all-reduced gradient (a + b == b + a) to the same weights.
+    rank0, rank1 = _weights(out / "rank0.npz"), _weights(out / "rank1.npz")
+    for a, b in zip(rank0, rank1, strict=True):
+        np.testing.assert_array_equal(a, b)
+    return rank0
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_two_workers_match_one_worker_with_the_same_global_batch(
+        engine: str, tmp_path: Path, one_worker: list[np.ndarray]) -> None:
+    # --check-broadcast shifts rank 1's weights first: matching proves rank 0's were broadcast.
+    code = launch(_probe(tmp_path, engine, [*EQUIVALENCE, "--check-broadcast"]), 2, engine, timeout=180,
+                  one_process=False)
+    assert code == 0
+    _assert_close(_assert_ranks_identical(tmp_path), one_worker)
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_uneven_shards_neither_hang_nor_crash(engine: str, tmp_path: Path) -> None:
+    # Horovod also goes through the sparse tf.data path; tf.distribute through dense feed.
+    inputs = [] if engine == "horovod" else ["--input", "dense", "--pipeline", "feed"]
+    code = launch(_probe(tmp_path, engine, [*UNEVEN, *inputs]), 2, engine, timeout=180, one_process=False)
+    assert code == 0, "a worker failed" if code != TIMED_OUT else "the workers hung"
+    _assert_ranks_identical(tmp_path)
+    result = (tmp_path / "result.json").read_text()
+    assert '"steps": 5' in result and '"users": 36' in result
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_mirrored_replicas_in_one_process_match_one_worker(
+        tmp_path: Path, one_worker: list[np.ndarray]) -> None:
+    env = {**os.environ, WORKER_ENV: "1", MIRRORED_ENV: "/cpu:0,/cpu:1"}
+    subprocess.run(_probe(tmp_path, "tf-distribute", EQUIVALENCE), env=env, check=True, timeout=150)
+    _assert_close(_weights(tmp_path / "rank0.npz"), one_worker)
