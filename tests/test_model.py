@@ -4,7 +4,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 from vaecf.config import ModelConfig
-from vaecf.model import MultVAE, flops_per_user, multinomial_nll
+from vaecf.model import MultVAE, flops_per_user, multinomial_nll, output_nll
 from vaecf.pipeline import to_sparse_tensor
 
 ITEMS = 50
@@ -41,13 +41,33 @@ def test_sparse_and_dense_paths_give_same_loss_and_gradients(kind: str) -> None:
 
 def test_multinomial_nll_matches_numpy() -> None:
     rng = np.random.default_rng(2)
-    logits = rng.normal(size=(3, 6)).astype(np.float32)
-    x = np.array([[1, 0, 1, 0, 0, 0], [0, 2, 0, 0, 0, 1], [0, 0, 0, 0, 1, 0]], np.float32)
+    h = rng.normal(size=(4, 5)).astype(np.float32)
+    w = rng.normal(size=(5, 6)).astype(np.float32)
+    b = rng.normal(size=6).astype(np.float32)
+    x = np.array([[1, 0, 1, 0, 0, 0], [0, 2, 0, 0, 0, 1], [0, 0, 0, 0, 1, 0], [0] * 6], np.float32)
+    logits = h @ w + b
     logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
     expected = -(logp * x).sum(1)
     np.testing.assert_allclose(multinomial_nll(tf.constant(logits), tf.constant(x)).numpy(), expected, rtol=1e-5)
     sparse = to_sparse_tensor(sp.csr_matrix(x))
-    np.testing.assert_allclose(multinomial_nll(tf.constant(logits), sparse).numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(output_nll(tf.constant(h), tf.constant(w), tf.constant(b), sparse).numpy(),
+                               expected, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_output_gradient_matches_autodiff_including_an_empty_row() -> None:
+    rng = np.random.default_rng(3)
+    h, w, b = (tf.constant(rng.normal(size=s).astype(np.float32)) for s in ((4, 5), (5, 7), (7,)))
+    x = np.zeros((4, 7), np.float32)
+    x[0, [1, 3]] = 1.0
+    x[1, [0, 6]] = [2.0, 0.5]
+    x[3, 2] = 1.0  # row 2 is empty
+    weights = tf.constant([0.3, 1.0, 2.0, 0.7])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([h, w, b])
+        fused = tf.reduce_sum(weights * output_nll(h, w, b, to_sparse_tensor(sp.csr_matrix(x))))
+        reference = tf.reduce_sum(weights * multinomial_nll(tf.matmul(h, w) + b, tf.constant(x)))
+    for got, want in zip(tape.gradient(fused, [h, w, b]), tape.gradient(reference, [h, w, b])):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_architectures_have_the_papers_shapes() -> None:

@@ -118,7 +118,7 @@ class Trainer:
         self.world = world or Local()
         t = config.train
         with self.world.scope():
-            self.model = MultVAE(n_items, config.model, seed=t.seed, precision=t.precision)
+            self.model = MultVAE(n_items, config.model, seed=t.seed, precision=t.precision, xla=t.xla)
             self.variables = [v for pair in self.model.encoder + self.model.decoder for v in pair]
             self.optimizer = Adam(self.variables, t.lr, t.beta1, t.beta2, t.epsilon)
             self.loss_scale = LossScale(enabled=t.precision == "mixed_float16")
