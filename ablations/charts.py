@@ -17,6 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference" / "case-study-ladder.json"
 """The talk's ladder (a copy of the published figures, so charts need nothing outside the repo)."""
@@ -55,7 +56,7 @@ def _ladder_chart(run_dir: Path, run: dict[str, Any], rows: list[dict[str, Any]]
         speed.bar(i, r["cumulative_factor"], color=color)
         speed.text(i, r["cumulative_factor"] * 1.04, f"{r['cumulative_factor']:.2f}x\n(step {r['step_factor']:.2f}x)",
                    ha="center", va="bottom", fontsize=8)
-    speed.set_yscale("log")
+    _log_axis(speed)
     speed.set_ylim(min(0.5, min((r["cumulative_factor"] for r in done), default=1) * 0.7), top * 2.2)
     speed.set_ylabel("cumulative speed-up (users/s vs first step)")
     speed.set_title(f"Measured: ladder '{run['ladder']['name']}'\n{_subtitle(run)}", fontsize=10)
@@ -75,7 +76,7 @@ def _ladder_chart(run_dir: Path, run: dict[str, Any], rows: list[dict[str, Any]]
         oracle = run["data"].get("oracle_validation", {}).get("ndcg@100")
         if oracle:
             quality.axhline(oracle, color="green", ls="--", lw=1, label=f"oracle {oracle:.3f}")
-        quality.legend(fontsize=7, loc="lower left")
+        quality.legend(fontsize=7, loc="center right")
     quality.set_ylabel("validation\nNDCG@100")
     quality.set_xticks(list(x), [_wrap(n, 14) for n in names], fontsize=8)
     quality.set_xlim(speed.get_xlim())
@@ -88,7 +89,7 @@ def _ladder_chart(run_dir: Path, run: dict[str, Any], rows: list[dict[str, Any]]
         for i, (v, s) in enumerate(zip(values, [None, *reference["steps"]])):
             talk.text(i, v * 1.04, f"{v:g}x" + (f"\n(step {s['step_speedup']}x)" if s else ""), ha="center",
                       va="bottom", fontsize=8)
-        talk.set_yscale("log")
+        _log_axis(talk)
         talk.set_ylim(0.5, max(values) * 2.2)
         talk.set_xticks(range(len(values)), [_wrap(n, 12) for n in labels], fontsize=8)
         talk.set_title("Published: the case study talk\n(ML-20M, DGX Station 4x V100; no quality shown)", fontsize=10)
@@ -115,6 +116,14 @@ def _time_chart(run_dir: Path, run: dict[str, Any], rows: list[dict[str, Any]]) 
     for ext in ("png", "svg"):
         fig.savefig(run_dir / f"time_to_quality.{ext}", dpi=120)
     plt.close(fig)
+
+
+def _log_axis(ax: plt.Axes) -> None:
+    """Log scale labelled 0.5x, 1x, 2x, 5x... rather than in powers of ten."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_minor_locator(LogLocator(base=10, subs=()))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
 
 
 def _wrap(text: str, width: int) -> str:

@@ -2,9 +2,10 @@
 
 Each step is a ``vaecf train`` child process, so its peak memory is its own, its TensorFlow
 state starts clean, and a data-parallel step launches its workers like a user would. The GEMM
-ceiling is measured once per batch size in this process at the start of the run and stored in
-``run.json``. Records are written atomically under ``results/<machine>/<run-id>/``; running
-the same command again skips finished steps, and a step killed mid-way resumes from its last
+ceiling (the output layer's GEMMs at the step's per-worker batch and precision) is measured in
+this process right before and right after each step; the record keeps both and uses the mean.
+Records are written atomically under ``results/<machine>/<run-id>/``; running the same command
+again skips finished steps, and a step killed mid-way resumes from its last
 finished epoch (``vaecf train`` resumes its own run folder).
 """
 
@@ -81,13 +82,9 @@ def _start_run(run_dir: Path, ladder: Ladder, budget: Budget, dataset: str, data
             raise VaecfError(f"{run_dir} holds another run (ladder, budget or data differ); "
                              "remove it or choose another --out")
         return run
-    batch_sizes = sorted({int(s.overrides.get("batch_size", 500)) // int(s.overrides.get("workers", 1))
-                          for s in steps if not s.skip})
-    hidden = ModelConfig().hidden[-1]
     run = {**identity, "machine": machine_info(), "hardware": dataclasses.asdict(hardware),
            "data_dir": str(data_dir), "data": split.stats, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-           "steps": [dataclasses.asdict(s) for s in steps],
-           "gemm_flops": {str(b): gemm_rate(b, hidden, split.n_items) for b in batch_sizes}}
+           "steps": [dataclasses.asdict(s) for s in steps]}
     write_json(path, run)
     return run
 
@@ -98,6 +95,7 @@ def _run_step(step: Step, run: dict[str, Any], run_dir: Path, data_dir: Path, bu
     sets = [f"--set={k}={v}" for k, v in {**step.overrides, "epochs": budget.epochs, "eval_every": 1}.items()]
     cmd = [sys.executable, "-m", "vaecf", "train", "--data", str(data_dir), "--out", str(train_dir), *sets]
     train_dir.mkdir(parents=True, exist_ok=True)
+    rate_before = _ceiling(step, split)
     start = time.perf_counter()
     with open(train_dir / "train.log", "a") as stdout:
         done = subprocess.run(cmd, stdout=stdout, stderr=None)
@@ -107,8 +105,9 @@ def _run_step(step: Step, run: dict[str, Any], run_dir: Path, data_dir: Path, bu
     result = read_json(train_dir / "result.json")
     history = read_json(train_dir / "history.json")
     config = read_json(train_dir / "config.json")["config"]
-    per_worker = int(step.overrides.get("batch_size", 500)) // int(step.overrides.get("workers", 1))
-    rate = run["gemm_flops"][str(per_worker)]
+    wall = time.perf_counter() - start
+    rates = [rate_before, _ceiling(step, split)]
+    rate = sum(rates) / 2
     fpu = flops_per_user(split.n_items, ModelConfig(**{**config["model"], "hidden": tuple(config["model"]["hidden"])}),
                          split.train.nnz / split.train.shape[0])
     # Checkpoints are for resuming the step; once its record exists they are dead weight.
@@ -121,16 +120,27 @@ def _run_step(step: Step, run: dict[str, Any], run_dir: Path, data_dir: Path, bu
         "throughput": result["users_per_s"],
         "epoch_s_median": epoch_s[len(epoch_s) // 2],
         "train_s": result["train_s"],
-        "wall_s": time.perf_counter() - start,
+        "wall_s": wall,
         "peak_rss_bytes": result["peak_rss_bytes"],
         "device_peak_bytes": result["device_peak_bytes"],
         "gemm_flops": rate,
+        "gemm_flops_before_after": rates,
         "flops_per_user": fpu,
         "mfu": fpu * result["users_per_s"]["median"] / rate,
         "validation": result["validation"],
         "best_epoch": result["best_epoch"],
         "history": [{k: h[k] for k in ("epoch", "train_s", "loss", "val_ndcg@100") if k in h} for h in history],
     }
+
+
+def _ceiling(step: Step, split: Split) -> float:
+    """The GEMM rate a step is measured against: its per-worker batch at its precision.
+
+    Measured around the step, so that a machine shared with other work is compared with
+    itself at about the same moment.
+    """
+    per_worker = int(step.overrides.get("batch_size", 500)) // int(step.overrides.get("workers", 1))
+    return gemm_rate(per_worker, ModelConfig().hidden[-1], split.n_items, step.overrides.get("precision", "float32"))
 
 
 def _record(step: Step, status: str) -> dict[str, Any]:

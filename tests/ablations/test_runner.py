@@ -79,9 +79,9 @@ def test_tiny_ladder_runs_resumes_and_redraws(ladder, tmp_path, monkeypatch) -> 
         assert r["throughput"]["median"] > 0 and 0 < r["mfu"] < 1.5
         assert 0 < r["validation"]["ndcg@100"] <= 1
         assert r["config"]["train"]["epochs"] == 3
-        assert r["peak_rss_bytes"] > 0
+        assert r["peak_rss_bytes"] > 0 and r["gemm_flops"] > 1e9
     run_record = json.loads((run_dir / "run.json").read_text())
-    assert run_record["machine"]["cores"] and run_record["data"]["cache_key"] and run_record["gemm_flops"]
+    assert run_record["machine"]["cores"] and run_record["data"]["cache_key"]
     table = (run_dir / "table.md").read_text()
     assert "| many workers | skipped |" in table and "64 workers" in table
 
