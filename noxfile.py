@@ -56,7 +56,7 @@ def plots(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def quality(session: nox.Session) -> None:
-    """README's quality table: ML-100K (100/100 heldout users), Mult-VAE/DAE over 5 seeds, EASE, popularity.
+    """README quality table: ML-100K (100/100 heldout users), Mult-VAE over 5 seeds, EASE, popularity.
 
     Reads $VAECF_DATA_DIR/ml-100k/u.data when present, else downloads ml-100k.zip (checksum verified).
     """
@@ -65,7 +65,7 @@ def quality(session: nox.Session) -> None:
     data = ".cache/data/ml-100k-h100"
     session.run("python", "-m", "vaecf", "data", "prepare", "ml-100k", "--heldout-users", "100", "--out", data,
                 *(["--source", str(source)] if source.is_file() else []))
-    session.run("python", "-m", "vaecf", "compare", "--data", data, "--models", "vae,dae,ease,popularity",
+    session.run("python", "-m", "vaecf", "compare", "--data", data, "--models", "vae,ease,popularity",
                 "--seeds", "5", "--batch-size", "100", "--out", "results/quality/ml-100k.json", *session.posargs)
 
 

@@ -47,19 +47,15 @@ def prepare_in_child(dataset: str, folder: Path) -> int:
 
 def measure(split: Split, train: TrainConfig, warmup: int, steps: int) -> dict[str, Any]:
     """Throughput and MFU of one configuration (``warmup`` + ``steps`` steps of epoch 0)."""
-    from vaecf import train as train_module
+    from vaecf.train import Trainer
 
     config = RunConfig(model=ModelConfig(), train=train)
-    trainer = train_module.Trainer(split.n_items, config)
-    saved, train_module.WARMUP_STEPS = train_module.WARMUP_STEPS, warmup
-    try:
-        needed = warmup + steps
-        epochs = 0
-        while trainer.throughput.summary()["steps"] < steps and epochs < needed:
-            trainer.train_epoch(split.train, epochs, max_steps=needed, show_progress=False)
-            epochs += 1
-    finally:
-        train_module.WARMUP_STEPS = saved
+    trainer = Trainer(split.n_items, config, warmup_steps=warmup)
+    needed = warmup + steps
+    epochs = 0
+    while trainer.throughput.summary()["steps"] < steps and epochs < needed:
+        trainer.train_epoch(split.train, epochs, max_steps=needed, show_progress=False)
+        epochs += 1
     tput = trainer.throughput.summary()
     nnz = split.train.nnz / split.train.shape[0]
     fpu = flops_per_user(split.n_items, config.model, nnz)

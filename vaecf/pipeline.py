@@ -36,10 +36,8 @@ def to_sparse_tensor(rows: sp.csr_matrix) -> tf.SparseTensor:
 def pad_nonzeros(x: tf.SparseTensor) -> tf.SparseTensor:
     """Pad the nonzeros to the next power of two with explicit zeros at (0, 0)."""
     nnz = tf.shape(x.values, out_type=tf.int64)[0]
-    target = tf.bitwise.left_shift(tf.constant(1, tf.int64),
-                                   tf.cast(tf.math.ceil(tf.math.log(tf.cast(tf.maximum(nnz, 1), tf.float64))
-                                                        / np.log(2.0)), tf.int64))
-    pad = target - nnz
+    bits = tf.math.ceil(tf.math.log(tf.cast(tf.maximum(nnz, 1), tf.float64)) / np.log(2.0))
+    pad = tf.bitwise.left_shift(tf.constant(1, tf.int64), tf.cast(bits, tf.int64)) - nnz
     indices = tf.concat([x.indices, tf.zeros([pad, 2], tf.int64)], axis=0)
     values = tf.concat([x.values, tf.zeros([pad], x.values.dtype)], axis=0)
     return tf.SparseTensor(indices, values, x.dense_shape)

@@ -113,8 +113,10 @@ class FitResult:
 class Trainer:
     """Builds the model and optimizer for a ``RunConfig`` and trains it on a ``Split``."""
 
-    def __init__(self, n_items: int, config: RunConfig, world: World | None = None) -> None:
+    def __init__(self, n_items: int, config: RunConfig, world: World | None = None,
+                 warmup_steps: int = WARMUP_STEPS) -> None:
         self.config = config
+        self.warmup_steps = warmup_steps
         self.world = world or Local()
         t = config.train
         with self.world.scope():
@@ -183,7 +185,7 @@ class Trainer:
                                     "checkpoint is kept: lower the learning rate or use float32")
             users = _batch_users(x)
             self._steps_seen += 1
-            if self._steps_seen > WARMUP_STEPS and users == per_worker:
+            if self._steps_seen > self.warmup_steps and users == per_worker:
                 self.throughput.record(users * self.world.size, now - last)
             last = now
             sums += values
