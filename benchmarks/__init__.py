@@ -1,0 +1,1 @@
+"""asv benchmark suites for vaecf (see asv.conf.json and `nox -s bench`)."""
