@@ -21,7 +21,7 @@ from typing import Any
 
 from ablations.ladder import BUDGETS, Budget, Hardware, Ladder, Step, resolve
 from vaecf.config import ModelConfig
-from vaecf.data.prepare import default_protocol, prepare
+from vaecf.data.prepare import default_protocol, folder_name, prepare
 from vaecf.data.split import Split
 from vaecf.errors import VaecfError
 from vaecf.io import read_json, write_json
@@ -31,7 +31,7 @@ from vaecf.perf import gemm_rate, machine_info, machine_name
 
 def run_id(ladder: str, dataset: str, budget: str) -> str:
     """Deterministic, so that running the same command again resumes the same run."""
-    return "-".join(part.replace(":", "_").replace(",", "_").replace("=", "") for part in (ladder, dataset, budget))
+    return "-".join((ladder, folder_name(dataset), budget))
 
 
 def run_ladder(ladder_name: str, dataset: str | None = None, budget_name: str = "quick",
@@ -43,7 +43,7 @@ def run_ladder(ladder_name: str, dataset: str | None = None, budget_name: str = 
     budget: Budget = BUDGETS[budget_name]
     dataset = dataset or budget.dataset
     hardware = hardware or Hardware.detect()
-    data_dir = data_cache / dataset.replace(":", "_").replace(",", "_").replace("=", "-")
+    data_dir = data_cache / folder_name(dataset)
     split = prepare(dataset, data_dir, source=source, protocol=default_protocol(dataset))
     run_dir = out or results / machine_name() / run_id(ladder.name, dataset, budget.name)
     steps = resolve(ladder, hardware, budget, split.train.shape[0])

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from vaecf.config import ModelConfig, RunConfig, TrainConfig
+from vaecf.data.prepare import folder_name
 from vaecf.data.split import Split
 from vaecf.io import write_json
 from vaecf.model import flops_per_user
@@ -65,7 +66,7 @@ def measure(split: Split, train: TrainConfig, warmup: int, steps: int) -> dict[s
 def _cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
     record: dict[str, Any] = {"machine": machine_info(), "argv": argv, "rows": []}
     if args.data is None:
-        folder = args.cache / args.dataset.replace(":", "_").replace(",", "_").replace("=", "-")
+        folder = args.cache / folder_name(args.dataset)
         start = time.perf_counter()
         record["prepare"] = {"dataset": args.dataset, "peak_rss_bytes": prepare_in_child(args.dataset, folder),
                              "seconds": time.perf_counter() - start}

@@ -35,6 +35,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get("VAECF_CACHE", Path.home() / ".cache" / "vaecf"))
 
 
+def folder_name(dataset: str) -> str:
+    """A file-system-safe name for a dataset spec: ``synthetic:small,users=6000`` -> ``synthetic_small_users-6000``."""
+    return dataset.replace(":", "_").replace(",", "_").replace("=", "-")
+
+
 def default_protocol(dataset: str, heldout_users: int | None = None) -> ProtocolConfig:
     if heldout_users is None:
         if dataset.startswith("synthetic"):
