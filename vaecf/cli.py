@@ -12,8 +12,14 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: its start-up chatter is not ours
 
+from typing import TYPE_CHECKING
+
 from vaecf.config import PRESETS, ModelConfig, RunConfig, TrainConfig
 from vaecf.errors import VaecfError
+
+if TYPE_CHECKING:  # TensorFlow loads only for the commands that need it
+    from vaecf.data.split import Split
+    from vaecf.train import Trainer
 
 TRAIN_SWITCHES = ("batch_size", "lr", "epochs", "seed", "eval_every", "input", "pipeline", "precision",
                   "xla", "workers", "engine")
@@ -160,7 +166,7 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
-def load_run(run: Path):  # noqa: ANN201 - returns (Trainer, Split); typed at the call sites
+def load_run(run: Path) -> tuple[Trainer, Split]:
     """Rebuild a finished run's model with its best weights, and its split."""
     from vaecf.data.split import Split
     from vaecf.io import read_json
