@@ -47,7 +47,7 @@ def run_ladder(ladder_name: str, dataset: str | None = None, budget_name: str = 
     split = prepare(dataset, data_dir, source=source, protocol=default_protocol(dataset))
     run_dir = out or results / machine_name() / run_id(ladder.name, dataset, budget.name)
     steps = resolve(ladder, hardware, budget, split.train.shape[0])
-    run = _start_run(run_dir, ladder, budget, dataset, data_dir, split, steps, hardware)
+    _start_run(run_dir, ladder, budget, dataset, data_dir, split, steps, hardware)
     log(f"ladder {ladder.name}: {len(steps)} steps on {dataset} ({budget.name} budget, {budget.epochs} epochs) "
         f"-> {run_dir}")
     for step in steps:
@@ -59,7 +59,7 @@ def run_ladder(ladder_name: str, dataset: str | None = None, budget_name: str = 
             write_json(record_path, _record(step, "skipped"))
             log(f"[{step.index + 1}/{len(steps)}] {step.name}: skipped ({step.skip})")
             continue
-        record = _run_step(step, run, run_dir, data_dir, budget, split)
+        record = _run_step(step, run_dir, data_dir, budget, split)
         write_json(record_path, record)
         v = record["validation"]["ndcg@100"]
         log(f"[{step.index + 1}/{len(steps)}] {step.name}: {record['throughput']['median']:.0f} users/s, "
@@ -71,7 +71,7 @@ def run_ladder(ladder_name: str, dataset: str | None = None, budget_name: str = 
 
 
 def _start_run(run_dir: Path, ladder: Ladder, budget: Budget, dataset: str, data_dir: Path, split: Split,
-               steps: list[Step], hardware: Hardware) -> dict[str, Any]:
+               steps: list[Step], hardware: Hardware) -> None:
     """Write run.json (or check the existing one describes the same run)."""
     path = run_dir / "run.json"
     identity = {"ladder": dataclasses.asdict(ladder), "budget": dataclasses.asdict(budget), "dataset": dataset,
@@ -81,15 +81,14 @@ def _start_run(run_dir: Path, ladder: Ladder, budget: Budget, dataset: str, data
         if {k: run[k] for k in identity} != identity:
             raise VaecfError(f"{run_dir} holds another run (ladder, budget or data differ); "
                              "remove it or choose another --out")
-        return run
+        return
     run = {**identity, "machine": machine_info(), "hardware": dataclasses.asdict(hardware),
            "data_dir": str(data_dir), "data": split.stats, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
            "steps": [dataclasses.asdict(s) for s in steps]}
     write_json(path, run)
-    return run
 
 
-def _run_step(step: Step, run: dict[str, Any], run_dir: Path, data_dir: Path, budget: Budget,
+def _run_step(step: Step, run_dir: Path, data_dir: Path, budget: Budget,
               split: Split) -> dict[str, Any]:
     train_dir = run_dir / "steps" / step.slug
     sets = [f"--set={k}={v}" for k, v in {**step.overrides, "epochs": budget.epochs, "eval_every": 1}.items()]

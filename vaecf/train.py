@@ -145,8 +145,8 @@ class Trainer:
         with tf.GradientTape() as tape:
             loss = self.model.loss(x, anneal, training=True, seed=seed)
             objective = loss.total * self.loss_scale.scale if self.loss_scale.enabled else loss.total
-        # The first layer's gradient arrives as IndexedSlices (from the gather); Adam's fused
-        # kernel and the collectives want it dense.
+        # Under XLA the first layer's gradient arrives as IndexedSlices (from the embedding-bag's
+        # gather); Adam's fused kernel and the collectives want it dense.
         return loss, [tf.convert_to_tensor(g) for g in tape.gradient(objective, self.variables)]
 
     def _step(self, x: tf.Tensor | tf.SparseTensor) -> Loss:
