@@ -11,8 +11,11 @@ nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = os.environ.get("VAECF_NOX_PYTHON", "3")
-HOROVOD_TF = "tensorflow-cpu==2.18.1"
-"""Horovod 0.28.1 builds against TensorFlow 2.15-2.18 only (its XLA op needs headers 2.19 dropped)."""
+HOROVOD_TF = "tensorflow==2.18.1"
+"""Horovod 0.28.1 builds against TensorFlow 2.15-2.18 only (its XLA op needs headers 2.19 dropped).
+
+The `tensorflow` distribution, not `tensorflow-cpu`: vaecf requires `tensorflow`, and pip would install a
+second, newer copy over the first one's files when only `tensorflow-cpu` is present (broken kernels)."""
 HOROVOD_BUILD_ENV = {
     "HOROVOD_WITH_TENSORFLOW": "1", "HOROVOD_WITH_GLOO": "1", "HOROVOD_WITHOUT_MPI": "1",
     "HOROVOD_WITHOUT_PYTORCH": "1", "HOROVOD_WITHOUT_MXNET": "1",
