@@ -32,7 +32,9 @@ def _horovod_missing() -> str | None:
 
 
 HOROVOD_MISSING = _horovod_missing()
-ENGINES = [pytest.param("horovod", marks=pytest.mark.skipif(HOROVOD_MISSING is not None,
+HOROVOD_REQUIRED = os.environ.get("VAECF_REQUIRE_HOROVOD") == "1"
+"""Set by `nox -s horovod`: there a broken Horovod install fails the Horovod tests instead of skipping them."""
+ENGINES = [pytest.param("horovod", marks=pytest.mark.skipif(HOROVOD_MISSING is not None and not HOROVOD_REQUIRED,
                                                             reason=HOROVOD_MISSING or "")),
            "tf-distribute"]
 
