@@ -4,7 +4,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 from vaecf.config import ModelConfig
-from vaecf.model import MultVAE, flops_per_user, multinomial_nll, output_nll
+from vaecf.model import MultVAE, flops_per_user, multinomial_nll, output_nll, sparse_matmul
 from vaecf.pipeline import to_sparse_tensor
 
 ITEMS = 50
@@ -68,6 +68,25 @@ def test_fused_output_gradient_matches_autodiff_including_an_empty_row() -> None
         reference = tf.reduce_sum(weights * multinomial_nll(tf.matmul(h, w) + b, tf.constant(x)))
     for got, want in zip(tape.gradient(fused, [h, w, b]), tape.gradient(reference, [h, w, b])):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_sparse_matmul_and_its_weight_gradient_match_dense(shuffled: bool) -> None:
+    rng = np.random.default_rng(4)
+    x = sp.random(9, 30, density=0.2, format="lil", random_state=5, dtype=np.float32)
+    x[3] = 0.0  # an empty row
+    x = x.tocsr()
+    st = to_sparse_tensor(x)
+    if shuffled:  # CSR kernels misread nonzeros out of row-major order unless they are reordered
+        perm = rng.permutation(int(st.values.shape[0]))
+        st = tf.SparseTensor(tf.gather(st.indices, perm), tf.gather(st.values, perm), st.dense_shape)
+    w = tf.Variable(rng.normal(size=(30, 4)).astype(np.float32))
+    upstream = rng.normal(size=(9, 4)).astype(np.float32)
+    with tf.GradientTape() as tape:
+        out = sparse_matmul(st, w)
+        objective = tf.reduce_sum(out * upstream)
+    np.testing.assert_allclose(out.numpy(), x.toarray() @ w.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(tape.gradient(objective, w).numpy(), x.toarray().T @ upstream, rtol=1e-5, atol=1e-5)
 
 
 def test_architectures_have_the_papers_shapes() -> None:

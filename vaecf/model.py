@@ -5,8 +5,8 @@ optimizer is a fused kernel over those variables (``optim.py``), and Horovod's c
 take the variables as they are (they fail on Keras 3 variables).
 
 Inputs are either a dense batch (users x items) or a ``tf.SparseTensor`` of the same shape.
-The sparse path never densifies the input: the first layer is a sparse-dense matmul (an
-embedding-bag under XLA, which cannot compile ``SparseTensorDenseMatMul``), and the output
+The sparse path never densifies the input: the first layer is a CSR sparse-dense matmul
+(``sparse_matmul``; an embedding-bag under XLA, which cannot compile the CSR kernels), and the output
 layer and likelihood are one fused unit that reads the likelihood at the nonzeros only
 (``output_nll``). Both paths compute the same function; ``tests/test_model.py`` checks loss
 and gradients.
@@ -116,11 +116,11 @@ class MultVAE(tf.Module):
             if training and rate > 0:
                 keep = tf.random.stateless_uniform(tf.shape(values), seed=_subseed(seed, 0)) >= rate
                 values = tf.where(keep, values / (1.0 - rate), 0.0)
-            # float32: nnz x hidden work, negligible next to the output layer.
-            if self.xla:  # XLA cannot compile SparseTensorDenseMatMul; an embedding-bag it can
+            # float32: nnz x hidden work, small next to the output layer.
+            if self.xla:  # XLA cannot compile the CSR kernels; an embedding-bag it can
                 h = tf.math.unsorted_segment_sum(tf.gather(w, cols) * values[:, None], rows, n)
-            else:  # ~2x faster than the embedding-bag: no nnz x hidden intermediate, either way
-                h = tf.sparse.sparse_dense_matmul(tf.SparseTensor(x.indices, values, x.dense_shape), w)
+            else:
+                h = sparse_matmul(tf.SparseTensor(x.indices, values, x.dense_shape), w)
             return tf.cast(tf.nn.bias_add(h, b), self.dtype)
         h = tf.nn.l2_normalize(x, axis=1)
         if training and rate > 0:
@@ -129,6 +129,35 @@ class MultVAE(tf.Module):
 
     def _cast(self, v: tf.Variable) -> tf.Tensor:
         return tf.cast(v, self.dtype) if self.dtype != tf.float32 else v
+
+
+def sparse_matmul(x: tf.SparseTensor, w: tf.Tensor) -> tf.Tensor:
+    """``x @ w`` for a sparse ``x`` by TensorFlow's CSR kernels; differentiable in ``w`` only.
+
+    Why not ``tf.sparse.sparse_dense_matmul``: on CPU its kernel, and the adjoint product its
+    gradient takes, ran ~10x slower (batch 24,576 of ML-20M shape, 1.8M nonzeros, 600 columns:
+    1.55 s + 1.46 s, against 0.16 s + 0.31 s here), 3.1 s of a 12.9 s step. The weight gradient
+    ``x^T g`` transposes the CSR matrix and multiplies: ``SparseMatrixMatMul``'s own
+    ``transpose_a`` sums in a different order on every call, the explicit transpose does not.
+    The CSR conversion silently misreads nonzeros that are not in row-major order, so a batch
+    out of that order (the pipelines never make one) is reordered first.
+    """
+    return _csr_matmul(x.indices, x.values, x.dense_shape, tf.convert_to_tensor(w))
+
+
+@tf.custom_gradient
+def _csr_matmul(indices: tf.Tensor, values: tf.Tensor, dense_shape: tf.Tensor, w: tf.Tensor):  # noqa: ANN202
+    linear = indices[:, 0] * dense_shape[1] + indices[:, 1]
+    in_order = tf.reduce_all(linear[1:] > linear[:-1])
+    x = tf.cond(in_order, lambda: tf.SparseTensor(indices, values, dense_shape),
+                lambda: tf.sparse.reorder(tf.SparseTensor(indices, values, dense_shape)))
+    a = tf.raw_ops.SparseTensorToCSRSparseMatrix(indices=x.indices, values=x.values, dense_shape=x.dense_shape)
+
+    def grad(upstream: tf.Tensor) -> tuple[None, None, None, tf.Tensor]:
+        a_t = tf.raw_ops.SparseMatrixTranspose(input=a, type=values.dtype)
+        return None, None, None, tf.raw_ops.SparseMatrixMatMul(a=a_t, b=upstream)
+
+    return tf.raw_ops.SparseMatrixMatMul(a=a, b=w), grad
 
 
 def multinomial_nll(logits: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
