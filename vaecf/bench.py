@@ -3,7 +3,9 @@
 For each batch size the GEMM ceiling is measured first (``perf.gemm_rate``, same process),
 then each input path trains ``warmup + steps`` steps; users/s is the median over the timed
 steps with the 10th-90th percentile spread. Data preparation runs in a child process so its
-peak RSS is measured on its own. The record goes to ``results/<machine>/bench-<time>.json``.
+peak RSS is measured on its own. ``--breakdown`` adds where each step's time goes
+(``vaecf/profile.py``) beside the output GEMMs' share. The record goes to
+``results/<machine>/bench-<time>.json``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from vaecf.config import ModelConfig, RunConfig, TrainConfig
 from vaecf.data.prepare import folder_name
@@ -35,6 +39,8 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--xla", action="store_true")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--breakdown", action="store_true",
+                   help="also time the step's parts on one batch (vaecf/profile.py): where the time goes")
     p.add_argument("--out", type=Path, help="default: results/<machine>/bench-<time>.json")
     p.set_defaults(func=_cmd_bench)
 
@@ -46,8 +52,13 @@ def prepare_in_child(dataset: str, folder: Path) -> int:
     return peak_rss_bytes(children=True)
 
 
-def measure(split: Split, train: TrainConfig, warmup: int, steps: int) -> dict[str, Any]:
-    """Throughput and MFU of one configuration (``warmup`` + ``steps`` steps of epoch 0)."""
+def measure(split: Split, train: TrainConfig, warmup: int, steps: int, parts: bool = False) -> dict[str, Any]:
+    """Throughput and MFU of one configuration (``warmup`` + ``steps`` steps of epoch 0).
+
+    With ``parts``, then the seconds of each part of the step on the epoch's first batch.
+    """
+    from vaecf.pipeline import batches
+    from vaecf.profile import breakdown
     from vaecf.train import Trainer
 
     config = RunConfig(model=ModelConfig(), train=train)
@@ -60,7 +71,11 @@ def measure(split: Split, train: TrainConfig, warmup: int, steps: int) -> dict[s
     tput = trainer.throughput.summary()
     nnz = split.train.nnz / split.train.shape[0]
     fpu = flops_per_user(split.n_items, config.model, nnz)
-    return {"users_per_s": tput, "flops_per_user": fpu}
+    row: dict[str, Any] = {"users_per_s": tput, "flops_per_user": fpu}
+    if parts:
+        first = next(batches(split.train, np.arange(train.batch_size), train.batch_size, train.input, "feed"))
+        row["breakdown_s"] = breakdown(trainer, first)
+    return row
 
 
 def _cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
@@ -80,8 +95,11 @@ def _cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
             train = TrainConfig(batch_size=batch, input=kind, pipeline=args.pipeline,  # type: ignore[arg-type]
                                 precision=args.precision, xla=args.xla)
             row = {"batch_size": batch, "input": kind, "pipeline": args.pipeline, "precision": args.precision,
-                   "xla": args.xla, "gemm_flops": rate, **measure(split, train, args.warmup, args.steps)}
+                   "xla": args.xla, "gemm_flops": rate,
+                   **measure(split, train, args.warmup, args.steps, parts=args.breakdown)}
             row["mfu"] = mfu(row["flops_per_user"], row["users_per_s"]["median"], rate)
+            if args.breakdown:  # the ceiling's share of the step: the three output GEMMs at the measured rate
+                row["breakdown_s"]["output_gemms"] = 3 * 2.0 * batch * ModelConfig().hidden[-1] * split.n_items / rate
             record["rows"].append(row)
             print(_row_line(row), flush=True)
     record["peak_rss_bytes"] = peak_rss_bytes()
@@ -95,4 +113,5 @@ def _row_line(row: dict[str, Any]) -> str:
     u = row["users_per_s"]
     return (f"batch={row['batch_size']} input={row['input']} users_per_s={u['median']:.0f} "
             f"(p10 {u['p10']:.0f}, p90 {u['p90']:.0f}, {u['steps']} steps) "
-            f"gemm_gflops={row['gemm_flops'] / 1e9:.1f} mfu={row['mfu']:.3f}")
+            f"gemm_gflops={row['gemm_flops'] / 1e9:.1f} mfu={row['mfu']:.3f}"
+            + "".join(f" {k}_ms={v * 1e3:.0f}" for k, v in row.get("breakdown_s", {}).items()))

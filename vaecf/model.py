@@ -65,28 +65,33 @@ class MultVAE(tf.Module):
 
     def forward(self, x: Batch, training: bool, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Logits (float32, users x items) and the per-user KL term (zero for the DAE)."""
-        h, kl = self._hidden(x, training, seed)
-        w, b = self.decoder[-1]
-        return tf.cast(tf.nn.bias_add(tf.matmul(h, self._cast(w)), self._cast(b)), tf.float32), kl
+        h, kl = self.hidden(x, training, seed)
+        return self._logits(h), kl
 
     def loss(self, x: Batch, anneal: tf.Tensor, training: bool, seed: tf.Tensor) -> Loss:
         """The paper's objective: multinomial NLL + anneal * KL + 2 * lam * L2 (means over users)."""
-        if isinstance(x, tf.SparseTensor):
-            h, kl = self._hidden(x, training, seed)
-            w, b = self.decoder[-1]
-            neg_ll = tf.reduce_mean(output_nll(h, self._cast(w), self._cast(b), x))
-        else:
-            logits, kl = self.forward(x, training, seed)
-            neg_ll = tf.reduce_mean(multinomial_nll(logits, x))
+        h, kl = self.hidden(x, training, seed)
+        neg_ll = tf.reduce_mean(self.neg_log_likelihood(h, x))
         kl = tf.reduce_mean(kl)
         total = neg_ll + anneal * kl
         if self.cfg.weight_decay:
             total += 2.0 * self.cfg.weight_decay * tf.add_n([tf.nn.l2_loss(w) for w in self.weights])
         return Loss(total, neg_ll, kl)
 
-    def _hidden(self, x: Batch, training: bool, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def neg_log_likelihood(self, h: tf.Tensor, x: Batch) -> tf.Tensor:
+        """Per-user multinomial NLL of the output layer on ``h``: fused at the nonzeros for sparse ``x``."""
+        if isinstance(x, tf.SparseTensor):
+            w, b = self.decoder[-1]
+            return output_nll(h, self._cast(w), self._cast(b), x)
+        return multinomial_nll(self._logits(h), x)
+
+    def _logits(self, h: tf.Tensor) -> tf.Tensor:
+        w, b = self.decoder[-1]
+        return tf.cast(tf.nn.bias_add(tf.matmul(h, self._cast(w)), self._cast(b)), tf.float32)
+
+    def hidden(self, x: Batch, training: bool, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Everything before the output layer: its input (compute dtype) and the per-user KL."""
-        h = self._first_layer(x, training, seed)
+        h = self.first_layer(x, training, seed)
         kl = tf.zeros(tf.shape(h)[:1], tf.float32)
         for w, b in self.encoder[1:]:
             h = tf.nn.bias_add(tf.matmul(tf.tanh(h), self._cast(w)), self._cast(b))
@@ -104,7 +109,7 @@ class MultVAE(tf.Module):
             h = tf.tanh(tf.nn.bias_add(tf.matmul(h, self._cast(w)), self._cast(b)))
         return h, kl
 
-    def _first_layer(self, x: Batch, training: bool, seed: tf.Tensor) -> tf.Tensor:
+    def first_layer(self, x: Batch, training: bool, seed: tf.Tensor) -> tf.Tensor:
         """L2-normalise each user's row, apply input dropout, multiply by the first weights."""
         w, b = self.encoder[0]
         rate = 1.0 - self.cfg.dropout_keep

@@ -126,7 +126,8 @@ class Trainer:
             self.loss_scale = LossScale(enabled=t.precision == "mixed_float16")
         self.world.broadcast(self.variables)
         spec = batch_spec(n_items, t.input)
-        self._compiled_grads = tf.function(self._loss_and_grads, input_signature=[spec], jit_compile=t.xla)
+        # The step's two parts as graphs: this worker's loss and gradients (XLA-compiled when asked), then the step.
+        self.loss_and_grads = tf.function(self._loss_and_grads, input_signature=[spec], jit_compile=t.xla)
         self.step = tf.function(lambda x: self.world.run(self._step, x), input_signature=[spec])
         self._score = tf.function(lambda x: self.model.forward(x, False, tf.constant([0, 0], tf.int64))[0],
                                   input_signature=[batch_spec(n_items, "sparse")])
@@ -151,7 +152,7 @@ class Trainer:
 
     def _step(self, x: tf.Tensor | tf.SparseTensor) -> Loss:
         # Collectives stay outside the compiled part: XLA on CPU cannot compile a ring all-reduce.
-        loss, grads = self._compiled_grads(x)
+        loss, grads = self.loss_and_grads(x)
         grads = self.world.allreduce(grads)
         grads, finite = self.loss_scale.unscale(grads)
         if self.loss_scale.enabled:
