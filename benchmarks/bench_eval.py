@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from vaecf.io import read_json, write_json
 from vaecf.metrics import evaluate
 
 from .common import load_split, prepare_data
@@ -40,7 +43,10 @@ class Evaluate:
 class Quality:
     """Validation NDCG@100 after ``QUALITY_EPOCHS`` epochs (sparse input, tf.data, batch 500).
 
-    Training is deterministic, so this moves only when the code does; higher is better.
+    Training is deterministic, so these move only when the code does. asv reads every number as
+    lower-is-better (its issue #1617), so ``asv continuous`` would call a drop in NDCG@100 an
+    improvement; ``track_ndcg_below_oracle`` (the oracle's validation NDCG@100 minus the model's)
+    turns the same figure the way asv reads it, and a quality drop fails ``asv continuous``.
     """
 
     params = [PRECISIONS]
@@ -53,8 +59,25 @@ class Quality:
         require_native(precision)
 
     def track_validation_ndcg(self, data: str, precision: str) -> float:
-        split = load_split(data)
-        trainer = fresh_trainer(data, precision=precision)
-        for epoch in range(QUALITY_EPOCHS):
-            trainer.train_epoch(split.train, epoch, show_progress=False)
-        return trainer.evaluate(split, "validation").metrics["ndcg@100"]
+        return trained_quality(data, precision)
+
+    def track_ndcg_below_oracle(self, data: str, precision: str) -> float:
+        return load_split(data).stats["oracle_validation"]["ndcg@100"] - trained_quality(data, precision)
+
+
+def trained_quality(data: str, precision: str) -> float:
+    """Validation NDCG@100 after the budget; trained once per commit and precision.
+
+    asv runs each benchmark in its own process; the figure is kept beside the prepared data (asv's
+    per-run cache folder), so the second track reads what the first trained.
+    """
+    record = Path(data).parent / f"quality-{precision}.json"
+    if record.is_file():
+        return float(read_json(record)["ndcg@100"])
+    split = load_split(data)
+    trainer = fresh_trainer(data, precision=precision)
+    for epoch in range(QUALITY_EPOCHS):
+        trainer.train_epoch(split.train, epoch, show_progress=False)
+    metrics = trainer.evaluate(split, "validation").metrics
+    write_json(record, metrics)
+    return float(metrics["ndcg@100"])

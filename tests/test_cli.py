@@ -60,3 +60,30 @@ def test_bench_measures_timed_steps_after_warmup(tiny_split) -> None:
     assert row["users_per_s"]["steps"] >= 4 and row["users_per_s"]["median"] > 0
     assert row["breakdown_s"]["step"] > 0 and row["breakdown_s"]["first_layer"] > 0
     assert row["flops_per_user"] > 0
+
+
+@pytest.mark.slow
+def test_bench_keeps_finished_rows_and_reruns_a_killed_one(run, tmp_path, capsys) -> None:
+    out = tmp_path / "bench.json"
+    args = ["bench", "--data", str(run / "data"), "--batch-sizes", "20", "--inputs", "sparse,dense",
+            "--warmup", "1", "--steps", "2", "--out", str(out)]
+    assert main(args) == 0
+    first = json.loads(out.read_text())
+    assert [(r["input"], r["status"]) for r in first["rows"]] == [("sparse", "done"), ("dense", "done")]
+    # What a process killed during the dense row leaves behind.
+    killed = {**first, "rows": [first["rows"][0], {**{k: first["rows"][1][k] for k in
+                                                        ("batch_size", "input", "pipeline", "precision", "xla")},
+                                                     "status": "started"}]}
+    out.write_text(json.dumps(killed))
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "input=dense: did not finish last time" in capsys.readouterr().err
+    again = json.loads(out.read_text())
+    assert again["rows"][0] == first["rows"][0]  # kept, not measured again
+    assert again["rows"][1]["status"] == "done" and again["rows"][1]["mfu"] > 0
+
+    other = json.loads(out.read_text())
+    other["data"]["cache_key"] = "another"
+    out.write_text(json.dumps(other))
+    assert main(args) == 2
+    assert "holds results for another data set" in capsys.readouterr().err

@@ -5,7 +5,9 @@ then each input path trains ``warmup + steps`` steps; users/s is the median over
 steps with the 10th-90th percentile spread. Data preparation runs in a child process so its
 peak RSS is measured on its own. ``--breakdown`` adds where each step's time goes
 (``vaecf/profile.py``) beside the output GEMMs' share. The record goes to
-``results/<machine>/bench-<time>.json``.
+``results/<machine>/bench-<time>.json``, rewritten after every row: run the same command with
+the same ``--out`` again and finished rows are kept, the rest measured (a row whose process was
+killed, e.g. for memory, stays marked ``started`` until then).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import numpy as np
 from vaecf.config import ModelConfig, RunConfig, TrainConfig
 from vaecf.data.prepare import folder_name
 from vaecf.data.split import Split
-from vaecf.io import write_json
+from vaecf.errors import VaecfError
+from vaecf.io import read_json, write_json
 from vaecf.model import flops_per_user
 from vaecf.perf import gemm_rate, machine_info, machine_name, mfu, peak_rss_bytes
 
@@ -79,34 +82,62 @@ def measure(split: Split, train: TrainConfig, warmup: int, steps: int, parts: bo
 
 
 def _cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
-    record: dict[str, Any] = {"machine": machine_info(), "argv": argv, "rows": []}
+    out = args.out or Path("results") / machine_name() / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    record: dict[str, Any] = read_json(out) if out.is_file() else {"rows": []}
+    record.update(machine=machine_info(), argv=argv)
     if args.data is None:
         folder = args.cache / folder_name(args.dataset)
         start = time.perf_counter()
-        record["prepare"] = {"dataset": args.dataset, "peak_rss_bytes": prepare_in_child(args.dataset, folder),
-                             "seconds": time.perf_counter() - start}
+        prepared = {"dataset": args.dataset, "peak_rss_bytes": prepare_in_child(args.dataset, folder),
+                    "seconds": time.perf_counter() - start}
+        record.setdefault("prepare", prepared)  # a resumed record keeps its first (uncached) preparation
         args.data = folder
     split = Split.load(args.data)
-    record["data"] = split.stats
+    if record.setdefault("data", split.stats)["cache_key"] != split.stats["cache_key"]:
+        raise VaecfError(f"{out} holds results for another data set; use a new --out")
+    record["rows"] = _finished_rows(record["rows"])
+    done = {_key(r) for r in record["rows"]}
     for batch in (int(b) for b in args.batch_sizes.split(",")):
         batch = min(batch, split.train.shape[0])
+        configs = [TrainConfig(batch_size=batch, input=kind, pipeline=args.pipeline,  # type: ignore[arg-type]
+                               precision=args.precision, xla=args.xla) for kind in args.inputs.split(",")]
+        configs = [t for t in configs if _key(_describe(t)) not in done]
+        if not configs:
+            continue
         rate = gemm_rate(batch, ModelConfig().hidden[-1], split.n_items, args.precision)
-        for kind in args.inputs.split(","):
-            train = TrainConfig(batch_size=batch, input=kind, pipeline=args.pipeline,  # type: ignore[arg-type]
-                                precision=args.precision, xla=args.xla)
-            row = {"batch_size": batch, "input": kind, "pipeline": args.pipeline, "precision": args.precision,
-                   "xla": args.xla, "gemm_flops": rate,
+        for train in configs:
+            # Recorded as started first: if the process is killed (out of memory), the record says where.
+            record["rows"].append({**_describe(train), "status": "started"})
+            write_json(out, record)
+            row = {**_describe(train), "gemm_flops": rate,
                    **measure(split, train, args.warmup, args.steps, parts=args.breakdown)}
             row["mfu"] = mfu(row["flops_per_user"], row["users_per_s"]["median"], rate)
             if args.breakdown:  # the ceiling's share of the step: the three output GEMMs at the measured rate
                 row["breakdown_s"]["output_gemms"] = 3 * 2.0 * batch * ModelConfig().hidden[-1] * split.n_items / rate
-            record["rows"].append(row)
+            record["rows"][-1] = {**row, "status": "done"}
+            record["peak_rss_bytes"] = peak_rss_bytes()
+            write_json(out, record)
             print(_row_line(row), flush=True)
-    record["peak_rss_bytes"] = peak_rss_bytes()
-    out = args.out or Path("results") / machine_name() / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    write_json(out, record)
     print(f"wrote {out}")
     return 0
+
+
+def _describe(train: TrainConfig) -> dict[str, Any]:
+    return {"batch_size": train.batch_size, "input": train.input, "pipeline": train.pipeline,
+            "precision": train.precision, "xla": train.xla}
+
+
+def _key(row: dict[str, Any]) -> tuple:
+    return tuple(row[k] for k in ("batch_size", "input", "pipeline", "precision", "xla"))
+
+
+def _finished_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows a resumed bench keeps; a row left 'started' died with its process and runs again."""
+    for row in rows:
+        if row["status"] != "done":
+            print(f"batch={row['batch_size']} input={row['input']}: did not finish last time (the process "
+                  "was killed: out of memory?); trying again", file=sys.stderr)
+    return [row for row in rows if row["status"] == "done"]
 
 
 def _row_line(row: dict[str, Any]) -> str:

@@ -2,8 +2,9 @@
 
 Neural models are trained once per seed and evaluated at their best validation epoch; the
 table reports the mean over seeds with its standard error. EASE picks its lambda on the
-validation users. The record (JSON, with the full configuration) is rewritten after every
-finished model and seed, so an interrupted comparison resumes where it stopped.
+validation users. On synthetic data the oracle (ranking by the true probabilities) closes the
+table. The record (JSON, with the full configuration) is rewritten after every finished model
+and seed, so an interrupted comparison resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -100,6 +101,9 @@ def markdown_table(record: dict[str, Any]) -> str:
         stats = summarise(res["runs"])
         cells = [f"{m:.4f} ± {se:.4f}" if len(res["runs"]) > 1 else f"{m:.4f}" for m, se in stats.values()]
         lines.append(f"| {model} | {len(res['runs'])} | " + " | ".join(cells) + " |")
+    oracle = record["data"].get("oracle_test")  # synthetic data: ranking by the true probabilities
+    if oracle:
+        lines.append("| oracle | - | " + " | ".join(f"{oracle[m]:.4f}" for m in METRICS) + " |")
     return "\n".join(lines)
 
 
