@@ -19,7 +19,7 @@ import pytest
 
 from vaecf.distributed import shard_users
 from vaecf.errors import TrainingError
-from vaecf.launch import LOCAL_RANK_ENV, MIRRORED_ENV, TIMED_OUT, WORKER_ENV, launch, probe_main
+from vaecf.launch import LOCAL_RANK_ENV, MIRRORED_ENV, TIMED_OUT, WORKER_ENV, compare_workers, launch, probe_main
 
 
 def _horovod_missing() -> str | None:
@@ -176,3 +176,17 @@ def test_mirrored_replicas_in_one_process_match_one_worker(
     env = {**os.environ, WORKER_ENV: "1", MIRRORED_ENV: "/cpu:0,/cpu:1"}
     subprocess.run(_probe(tmp_path, "tf-distribute", EQUIVALENCE), env=env, check=True, timeout=150)
     _assert_close(_weights(tmp_path / "rank0.npz"), one_worker)
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+@pytest.mark.timeout(300)
+def test_compare_workers_measures_one_and_two_workers_of_each_engine() -> None:
+    rows = compare_workers(2, users=1200, items=60, nnz=6, batch_size=100, timeout=240)
+    assert [(r["engine"], r["workers"]) for r in rows] == [("local", 1), ("horovod", 2), ("tf-distribute", 2)]
+    for row in rows:
+        if row["engine"] == "horovod" and HOROVOD_MISSING and not HOROVOD_REQUIRED:
+            assert "horovod" in row["skipped"]
+            continue
+        # 12 steps of 100 users per epoch: every worker count takes the same steps and users
+        assert row["steps"] == 12 and row["users"] == 1200 and row["step_users_per_s"]["median"] > 0

@@ -7,7 +7,8 @@ peak RSS is measured on its own. ``--breakdown`` adds where each step's time goe
 (``vaecf/profile.py``) beside the output GEMMs' share. The record goes to
 ``results/<machine>/bench-<time>.json``, rewritten after every row: run the same command with
 the same ``--out`` again and finished rows are kept, the rest measured (a row whose process was
-killed, e.g. for memory, stays marked ``started`` until then).
+killed, e.g. for memory, stays marked ``started`` until then). ``--workers N`` adds 1 against
+N data-parallel workers on ML-20M's shape (``launch.compare_workers``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--breakdown", action="store_true",
                    help="also time the step's parts on one batch (vaecf/profile.py): where the time goes")
+    p.add_argument("--workers", type=int, default=0,
+                   help="also compare 1 against N data-parallel workers (Horovod where installed, tf.distribute)")
     p.add_argument("--out", type=Path, help="default: results/<machine>/bench-<time>.json")
     p.set_defaults(func=_cmd_bench)
 
@@ -118,8 +121,28 @@ def _cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
             record["peak_rss_bytes"] = peak_rss_bytes()
             write_json(out, record)
             print(_row_line(row), flush=True)
+    if args.workers > 1 and "workers" not in record:
+        record["workers"] = _compare_workers(args.workers, args.batch_sizes.split(",")[0])
+        write_json(out, record)
     print(f"wrote {out}")
     return 0
+
+
+def _compare_workers(workers: int, batch: str) -> list[dict[str, Any]]:
+    """1 worker against ``workers`` on the same fixed workload (``launch.compare_workers``), printed."""
+    from vaecf.launch import compare_workers
+
+    rows = compare_workers(workers, batch_size=int(batch))
+    base = rows[0]["step_users_per_s"]["median"]
+    for row in rows:
+        if "skipped" in row:
+            print(f"workers={row['workers']} engine={row['engine']} skipped: {row['skipped']}")
+            continue
+        u = row["step_users_per_s"]
+        row["vs_one_worker"] = u["median"] / base
+        print(f"workers={row['workers']} engine={row['engine']} users_per_s={u['median']:.0f} "
+              f"(p10 {u['p10']:.0f}, p90 {u['p90']:.0f}) vs_one_worker={row['vs_one_worker']:.2f}", flush=True)
+    return rows
 
 
 def _describe(train: TrainConfig) -> dict[str, Any]:
