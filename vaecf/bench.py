@@ -28,7 +28,7 @@ from vaecf.data.split import Split
 from vaecf.errors import VaecfError
 from vaecf.io import read_json, write_json
 from vaecf.model import flops_per_user
-from vaecf.perf import gemm_rate, machine_info, machine_name, mfu, peak_rss_bytes
+from vaecf.perf import gemm_rate, machine_info, machine_name, mfu, output_gemm_flops, peak_rss_bytes
 
 
 def add_bench_parser(sub: argparse._SubParsersAction) -> None:
@@ -100,6 +100,7 @@ def _cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
         raise VaecfError(f"{out} holds results for another data set; use a new --out")
     record["rows"] = _finished_rows(record["rows"])
     done = {_key(r) for r in record["rows"]}
+    hidden = ModelConfig().hidden[-1]  # the output layer's input width
     for batch in (int(b) for b in args.batch_sizes.split(",")):
         batch = min(batch, split.train.shape[0])
         configs = [TrainConfig(batch_size=batch, input=kind, pipeline=args.pipeline,  # type: ignore[arg-type]
@@ -107,7 +108,7 @@ def _cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
         configs = [t for t in configs if _key(_describe(t)) not in done]
         if not configs:
             continue
-        rate = gemm_rate(batch, ModelConfig().hidden[-1], split.n_items, args.precision)
+        rate = gemm_rate(batch, hidden, split.n_items, args.precision)
         for train in configs:
             # Recorded as started first: if the process is killed (out of memory), the record says where.
             record["rows"].append({**_describe(train), "status": "started"})
@@ -116,23 +117,23 @@ def _cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
                    **measure(split, train, args.warmup, args.steps, parts=args.breakdown)}
             row["mfu"] = mfu(row["flops_per_user"], row["users_per_s"]["median"], rate)
             if args.breakdown:  # the ceiling's share of the step: the three output GEMMs at the measured rate
-                row["breakdown_s"]["output_gemms"] = 3 * 2.0 * batch * ModelConfig().hidden[-1] * split.n_items / rate
+                row["breakdown_s"]["output_gemms"] = output_gemm_flops(batch, hidden, split.n_items) / rate
             record["rows"][-1] = {**row, "status": "done"}
             record["peak_rss_bytes"] = peak_rss_bytes()
             write_json(out, record)
             print(_row_line(row), flush=True)
     if args.workers > 1 and "workers" not in record:
-        record["workers"] = _compare_workers(args.workers, args.batch_sizes.split(",")[0])
+        record["workers"] = _compare_workers(args.workers, int(args.batch_sizes.split(",")[0]))
         write_json(out, record)
     print(f"wrote {out}")
     return 0
 
 
-def _compare_workers(workers: int, batch: str) -> list[dict[str, Any]]:
+def _compare_workers(workers: int, batch: int) -> list[dict[str, Any]]:
     """1 worker against ``workers`` on the same fixed workload (``launch.compare_workers``), printed."""
     from vaecf.launch import compare_workers
 
-    rows = compare_workers(workers, batch_size=int(batch))
+    rows = compare_workers(workers, batch_size=batch)
     base = rows[0]["step_users_per_s"]["median"]
     for row in rows:
         if "skipped" in row:

@@ -8,13 +8,12 @@ elementwise passes over users x items cost; ``first_layer`` is the input side's 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
-import numpy as np
 import tensorflow as tf
 
 from vaecf.model import Batch
+from vaecf.perf import best_time
 from vaecf.train import Trainer
 
 PARTS = {
@@ -57,17 +56,5 @@ def breakdown(trainer: Trainer, x: Batch, repeats: int = 3) -> dict[str, float]:
         "output": output,
         "adam": tf.function(lambda: trainer.optimizer.apply(grads)),
     }
-    return {name: _best_time(fn, repeats) for name, fn in parts.items()}
+    return {name: best_time(fn, repeats) for name, fn in parts.items()}
 
-
-def _best_time(fn: Callable[[], object], repeats: int) -> float:
-    def run() -> None:
-        tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, fn())  # wait for the result
-
-    run()  # trace and warm up
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return float(best)
