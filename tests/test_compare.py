@@ -24,6 +24,7 @@ def test_compare_tabulates_models_with_the_oracle_and_resumes(tmp_path, capsys) 
     assert main(args) == 0
     record = json.loads(out.read_text())
     assert [r["seed"] for r in record["results"]["vae"]["runs"]] == [98765, 98766]
+    assert list(record["results"]["vae"]["runs"][0]["validation_ndcg_by_epoch"]) == ["0"]  # one epoch
     table = out.with_suffix(".md").read_text()
     oracle = json.loads((data / "stats.json").read_text())["oracle_test"]["ndcg@100"]
     assert "| vae | 2 |" in table and "| popularity | 1 |" in table

@@ -67,7 +67,8 @@ def _train_and_test(split: Split, config: Any) -> dict[str, Any]:
 
     trainer = Trainer(split.n_items, config)
     result = trainer.fit(split, log=EpochLog(None))
-    return {"best_epoch": result.best_epoch, "validation": result.best,
+    curve = {h["epoch"]: h["val_ndcg@100"] for h in result.history if "val_ndcg@100" in h}
+    return {"best_epoch": result.best_epoch, "validation": result.best, "validation_ndcg_by_epoch": curve,
             "test": trainer.evaluate(split, "test").metrics, "train_s": result.train_seconds}
 
 
