@@ -154,8 +154,8 @@ def sparse_matmul(x: tf.SparseTensor, w: tf.Tensor) -> tf.Tensor:
 def _csr_matmul(indices: tf.Tensor, values: tf.Tensor, dense_shape: tf.Tensor, w: tf.Tensor):  # noqa: ANN202
     linear = indices[:, 0] * dense_shape[1] + indices[:, 1]
     in_order = tf.reduce_all(linear[1:] > linear[:-1])
-    x = tf.cond(in_order, lambda: tf.SparseTensor(indices, values, dense_shape),
-                lambda: tf.sparse.reorder(tf.SparseTensor(indices, values, dense_shape)))
+    given = tf.SparseTensor(indices, values, dense_shape)
+    x = tf.cond(in_order, lambda: given, lambda: tf.sparse.reorder(given))
     a = tf.raw_ops.SparseTensorToCSRSparseMatrix(indices=x.indices, values=x.values, dense_shape=x.dense_shape)
 
     def grad(upstream: tf.Tensor) -> tuple[None, None, None, tf.Tensor]:
