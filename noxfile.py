@@ -74,7 +74,7 @@ def quality(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, name="quality-synthetic")
 def quality_synthetic(session: nox.Session) -> None:
-    """README: Mult-VAE, EASE and popularity against the oracle on ML-20M-shaped synthetic data (~35 min).
+    """README: Mult-VAE, EASE and popularity against the oracle on ML-20M-shaped synthetic data (~55 min).
 
     One seed, 20 epochs of the paper's recipe (the paper trains 200), no download.
     """
