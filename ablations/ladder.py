@@ -9,7 +9,6 @@ last step that ran.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from vaecf.config import TrainConfig, replace_checked
+from vaecf.launch import horovod_installed
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -59,7 +59,7 @@ class Hardware:
         import tensorflow as tf
 
         return Hardware(gpus=len(tf.config.list_physical_devices("GPU")), cores=os.cpu_count() or 1,
-                        horovod=importlib.util.find_spec("horovod") is not None)
+                        horovod=horovod_installed())
 
     def describe(self) -> str:
         return f"{self.gpus} GPU(s), {self.cores} CPU core(s)" if self.gpus else f"{self.cores} CPU cores and no GPU"

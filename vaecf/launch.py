@@ -107,7 +107,7 @@ def world_from_env(engine: str) -> World:
     from vaecf import distributed
 
     if engine == "horovod":
-        if importlib.util.find_spec("horovod") is None:
+        if not horovod_installed():
             raise TrainingError(_NO_HOROVOD)
         return distributed.HorovodWorld()
     if MIRRORED_ENV in os.environ:
@@ -116,12 +116,17 @@ def world_from_env(engine: str) -> World:
     return distributed.TFDistributeWorld(local_rank=None if local is None else int(local))
 
 
+def horovod_installed() -> bool:
+    """Whether the optional ``horovod`` package is here (found, not imported: importing loads its TF ops)."""
+    return importlib.util.find_spec("horovod") is not None
+
+
 _NO_HOROVOD = ("Horovod is not installed: pip install 'vaecf[horovod]' (needs TensorFlow 2.15-2.18; "
                "see the README), or use --engine tf-distribute")
 
 
 def _horovodrun(command: list[str], workers: int, hosts: str | None, timeout: float | None) -> int:
-    if importlib.util.find_spec("horovod") is None:
+    if not horovod_installed():
         raise TrainingError(_NO_HOROVOD)
     env = {**os.environ, WORKER_ENV: "1"}
     if not hosts:  # with -H the workers per host are the user's layout: leave threads to TF
@@ -200,7 +205,7 @@ def compare_workers(workers: int = 2, engines: Sequence[str] = ("horovod", "tf-d
     """
     rows = [_probe_run(1, "local", users, items, nnz, batch_size, kind, timeout)]
     for engine in engines:
-        if engine == "horovod" and importlib.util.find_spec("horovod") is None:
+        if engine == "horovod" and not horovod_installed():
             rows.append({"engine": engine, "workers": workers, "skipped": "horovod is not installed"})
             continue
         rows.append(_probe_run(workers, engine, users, items, nnz, batch_size, kind, timeout))
