@@ -256,7 +256,7 @@ def test_netflix_load_returns_the_files_read(netflix_layouts: dict[str, Path], t
 
 
 def test_unknown_name_lists_the_known_ones(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="ml-20m, ml-1m, ml-100k, netflix"):
+    with pytest.raises(DataError, match="unknown dataset 'ml-10m'; known: ml-20m, ml-1m, ml-100k, netflix$"):
         load_ratings("ml-10m", None, tmp_path)
 
 

@@ -15,6 +15,7 @@ from vaecf.data.synthetic import (
     oracle_metrics,
     parse_spec,
 )
+from vaecf.errors import DataError
 from vaecf.metrics import evaluate
 
 TINY = PRESETS["tiny"]
@@ -116,13 +117,24 @@ def test_parse_spec():
 @pytest.mark.parametrize("spec, message", [
     ("synthetic:huge", "unknown synthetic preset 'huge'"),
     ("synthetic:small,colour=3", "unknown synthetic field 'colour'"),
-    ("synthetic:users=many", "users='many'.*expected int"),
+    ("synthetic:users=many", "users='many'.*expected an integer"),
     ("synthetic:small,tiny", "not key=value"),
-    ("synthetic:items=101,mean_items=50.5", "mean_items=50.5 must lie"),
+    ("synthetic:items=101,mean_items=50.5", "mean_items=50.5: allowed range strictly between 5 and items//2=50"),
+    ("synthetic:users=0", "users=0: allowed range >= 1 .in 'synthetic:users=0'"),
+    ("synthetic:seed=-1", "seed=-1: allowed range >= 0"),
+    ("synthetic:temperature=0", "temperature=0.0: allowed range > 0"),
+    ("synthetic:temperature=nan", "temperature=nan: allowed range > 0"),
+    ("synthetic:count_sigma=inf", "count_sigma=inf: allowed range >= 0"),
+    ("synthetic:mean_items=nan", "mean_items=nan: allowed range"),
 ])
 def test_parse_spec_rejects_bad_specs(spec, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(DataError, match=message):
         parse_spec(spec)
+
+
+def test_config_refuses_out_of_range_values_as_data_error():
+    with pytest.raises(DataError, match="latent_dim=0: allowed range >= 1"):
+        SyntheticConfig(latent_dim=0)
 
 
 @pytest.mark.slow

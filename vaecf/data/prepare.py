@@ -17,9 +17,11 @@ from pathlib import Path
 from vaecf.config import ProtocolConfig
 from vaecf.data import synthetic
 from vaecf.data.download import fingerprint
-from vaecf.data.protocol import apply_protocol
-from vaecf.data.sources import ARCHIVES, load_ratings
+from vaecf.data.protocol import apply_protocol, check_heldout_users
+from vaecf.data.sources import DATASETS as FILE_DATASETS
+from vaecf.data.sources import load_ratings
 from vaecf.data.split import Split
+from vaecf.errors import DataError
 
 PROTOCOL_VERSION = 1
 """Bump when a change to the protocol code changes its output, so caches are rebuilt."""
@@ -27,7 +29,7 @@ PROTOCOL_VERSION = 1
 DEFAULT_HELDOUT = {"ml-20m": 10_000, "netflix": 40_000, "ml-1m": 600, "ml-100k": 100}
 """The paper's N for ML-20M and Netflix; for the small MovieLens sets about 10% of users."""
 
-DATASETS = (*ARCHIVES, "netflix", "synthetic[:preset or key=value,...]")
+DATASETS = (*FILE_DATASETS, "synthetic[:preset|key=value,...]")
 
 
 def cache_dir() -> Path:
@@ -40,12 +42,21 @@ def folder_name(dataset: str) -> str:
     return dataset.replace(":", "_").replace(",", "_").replace("=", "-")
 
 
+def check_dataset(dataset: str) -> None:
+    """Refuse a name that is neither a known dataset nor a synthetic spec."""
+    if not dataset.startswith("synthetic") and dataset not in FILE_DATASETS:
+        raise DataError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+
+
 def default_protocol(dataset: str, heldout_users: int | None = None) -> ProtocolConfig:
+    """The protocol for ``dataset``: the paper's settings, with N from the dataset unless given."""
+    check_dataset(dataset)
     if heldout_users is None:
         if dataset.startswith("synthetic"):
             heldout_users = synthetic.heldout_users_for(synthetic.parse_spec(dataset))
         else:
             heldout_users = DEFAULT_HELDOUT[dataset]
+    check_heldout_users(heldout_users)
     return ProtocolConfig(heldout_users=heldout_users)
 
 
@@ -53,10 +64,9 @@ def prepare(dataset: str, out: Path, source: Path | None = None,
             protocol: ProtocolConfig | None = None, progress: bool | None = None) -> Split:
     """Prepare ``dataset`` into ``out`` (or load it from there when the cache key matches)."""
     out = Path(out)
+    check_dataset(dataset)
     protocol = protocol or default_protocol(dataset)
-    known = (*ARCHIVES, "netflix")
-    if not dataset.startswith("synthetic") and dataset not in known:
-        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    check_heldout_users(protocol.heldout_users)
     if dataset.startswith("synthetic"):
         cfg = synthetic.parse_spec(dataset)
         key = _key(dataset, json.dumps(dataclasses.asdict(cfg), sort_keys=True), protocol)

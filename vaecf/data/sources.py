@@ -72,7 +72,7 @@ def load_ratings(name: str, source: Path | None, cache_dir: Path,
         files = _netflix_files(Path(source))
         return _read_netflix_files(files, str(source)), files
     if name not in ARCHIVES:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     archive = ARCHIVES[name]
     if source is None:
         path = fetch(archive.url, Path(cache_dir) / f"{name}.zip", md5=archive.md5,

@@ -40,12 +40,20 @@ from scipy.optimize import brentq
 from scipy.special import ndtr, ndtri
 
 from vaecf.data.split import Split
+from vaecf.errors import DataError
 from vaecf.metrics import evaluate
 
 MIN_ITEMS = 5
 """Fewest positives a user gets: the protocol drops users below 5, and we want none dropped."""
 BLOCK_USERS = 2000
 """Users sampled together; fixed, because the seed streams are per block."""
+
+
+_BOUNDS: tuple[tuple[str, float, bool], ...] = (
+    ("users", 1, False), ("items", 1, False), ("latent_dim", 1, False), ("clusters", 1, False),
+    ("count_sigma", 0, False), ("popularity_skew", 0, False), ("user_spread", 0, False),
+    ("temperature", 0, True), ("seed", 0, False))
+"""(field, lower bound, whether strict) of SyntheticConfig; mean_items is checked against items."""
 
 
 @dataclass(frozen=True)
@@ -74,14 +82,14 @@ class SyntheticConfig:
     """Seeds every random draw (numpy PCG64 through a SeedSequence)."""
 
     def __post_init__(self) -> None:
-        if self.users < 1 or self.latent_dim < 1 or self.clusters < 1:
-            raise ValueError(f"users, latent_dim and clusters must be >= 1: {self}")
+        for name, low, strict in _BOUNDS:
+            value = getattr(self, name)
+            # not (value > low) also catches NaN, which every comparison fails.
+            if not math.isfinite(value) or not (value > low if strict else value >= low):
+                raise DataError(f"synthetic {name}={value}: allowed range {'>' if strict else '>='} {low}")
         if not MIN_ITEMS < self.mean_items < self.items // 2:
-            raise ValueError(f"mean_items={self.mean_items} must lie strictly between {MIN_ITEMS} and "
-                             f"items//2={self.items // 2} (users get {MIN_ITEMS}..items//2 positives)")
-        if self.temperature <= 0 or self.count_sigma < 0 or self.popularity_skew < 0 or self.user_spread < 0:
-            raise ValueError(f"temperature must be > 0 and count_sigma, popularity_skew, "
-                             f"user_spread >= 0: {self}")
+            raise DataError(f"synthetic mean_items={self.mean_items}: allowed range strictly between {MIN_ITEMS} "
+                            f"and items//2={self.items // 2} (users get {MIN_ITEMS}..items//2 positives)")
 
 
 PRESETS: dict[str, SyntheticConfig] = {
@@ -104,6 +112,9 @@ def heldout_users_for(cfg: SyntheticConfig) -> int:
     return max(1, cfg.users // 10)
 
 
+_KINDS: dict[type, str] = {int: "an integer", float: "a number"}
+
+
 def parse_spec(spec: str) -> SyntheticConfig:
     """Parse 'synthetic:PRESET', 'synthetic:PRESET,key=value,...' or 'synthetic:key=value,...'.
 
@@ -116,23 +127,26 @@ def parse_spec(spec: str) -> SyntheticConfig:
     if tokens and "=" not in tokens[0]:
         name = tokens.pop(0)
         if name not in PRESETS:
-            raise ValueError(f"unknown synthetic preset {name!r} in {spec!r}; known: {', '.join(PRESETS)}")
+            raise DataError(f"unknown synthetic preset {name!r} in {spec!r}; known: {', '.join(PRESETS)}")
         base = PRESETS[name]
     known = {f.name for f in dataclasses.fields(SyntheticConfig)}
     overrides: dict[str, int | float] = {}
     for token in tokens:
         key, sep, value = (s.strip() for s in token.partition("="))
         if not sep:
-            raise ValueError(f"{token!r} in {spec!r} is not key=value (only the first item may be a preset)")
+            raise DataError(f"{token!r} in {spec!r} is not key=value (only the first item may be a preset)")
         if key not in known:
-            raise ValueError(f"unknown synthetic field {key!r} in {spec!r}; "
-                             f"known: {', '.join(sorted(known))}")
+            raise DataError(f"unknown synthetic field {key!r} in {spec!r}; "
+                            f"known: {', '.join(sorted(known))}")
         kind = type(getattr(base, key))
         try:
             overrides[key] = kind(value)
         except ValueError:
-            raise ValueError(f"{key}={value!r} in {spec!r}: expected {kind.__name__}") from None
-    return dataclasses.replace(base, **overrides)
+            raise DataError(f"{key}={value!r} in {spec!r}: expected {_KINDS[kind]}") from None
+    try:
+        return dataclasses.replace(base, **overrides)
+    except DataError as exc:
+        raise DataError(f"{exc} (in {spec!r})") from None
 
 
 @dataclass(frozen=True, eq=False)
