@@ -2,8 +2,9 @@
 
 Every reader returns a DataFrame with columns ``user`` (int64), ``item`` (int64) and
 ``rating`` (float32) in file order. Files are parsed in blocks of whole lines by pandas' C
-parser with cheap whole-block checks; only a block that fails them is scanned line by line,
-to name the first bad line in the DataError.
+parser with cheap whole-block checks (the fields add up, ids are non-negative, ratings lie on
+the dataset's published scale); only a block that fails them is scanned line by line, to name
+the first bad line in the DataError.
 """
 
 from __future__ import annotations
@@ -48,6 +49,30 @@ ARCHIVES: dict[str, Archive] = {
                        md5="0e33842e24a9c977be4e0107933c0723", member="ml-100k/u.data"),
 }
 DATASETS = (*ARCHIVES, "netflix")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The ratings a dataset allows: ``low``, ``low + step``, ... up to ``high``."""
+
+    low: float
+    high: float
+    step: float
+
+    def off(self, ratings: np.ndarray) -> np.ndarray:
+        """Which ratings are not on the scale (vectorised: whole blocks at a time)."""
+        steps = (ratings - self.low) / self.step
+        return (ratings < self.low) | (ratings > self.high) | (steps != np.round(steps))
+
+    def __str__(self) -> str:
+        if self.step == 1 and float(self.low).is_integer():
+            return f"integers {self.low:g}..{self.high:g}"
+        return f"{self.low:.1f}..{self.high:.1f} in steps of {self.step:g}"
+
+
+SCALES = {"ml-20m": Scale(0.5, 5.0, 0.5), "ml-1m": Scale(1, 5, 1), "ml-100k": Scale(1, 5, 1),
+          "netflix": Scale(1, 5, 1)}
+"""Each dataset's published rating scale: a rating off it means a damaged or different file."""
 NETFLIX_HELP = ("Netflix no longer distributes the Netflix Prize data; pass your own copy as the source: "
                 "the training_set/ folder of mv_*.txt files, a folder holding the Kaggle mirror's "
                 "combined_data_1..4.txt, or one such file")
@@ -109,11 +134,11 @@ def read_netflix(path: Path) -> pd.DataFrame:
 
 # --- Line layouts: what a good line looks like, and what is wrong with a bad one -------------
 
-_INT = r"\d{1,18}"
+_INT = r"\d{1,18}"  # no sign: ids are never negative
 _NUMBER = r"\d+(?:\.\d*)?|\.\d+"
 _Field = tuple[str, str, str]  # name, pattern, what the value must be
 _RATING: _Field = ("rating", _NUMBER, "a number")
-_ID = "an integer of at most 18 digits"
+_ID = "a non-negative integer of at most 18 digits"
 _ML_FIELDS: tuple[_Field, ...] = (("user id", _INT, _ID), ("item id", _INT, _ID), _RATING,
                                   ("timestamp", _INT, _ID))
 
@@ -123,12 +148,21 @@ class _Layout:
     """The lines of one file format, for finding and explaining a bad line."""
 
     regex: str
-    """A good non-blank line, without its line end."""
+    """A well-formed non-blank line, without its line end."""
     problem: Callable[[str], str]
     """What is wrong with a line that does not match ``regex``."""
+    value_problem: Callable[[str], str | None]
+    """What is wrong with the values of a well-formed line, or None."""
 
 
-def _delimited(sep: str, fields: Sequence[_Field]) -> _Layout:
+def _rating_problem(scale: Scale, rating: str) -> str | None:
+    # float32, as the block parser reads it, so that both agree on which ratings are off.
+    if scale.off(np.array(rating, dtype=np.float32)):
+        return f"rating {rating} is off the scale: allowed {scale}"
+    return None
+
+
+def _delimited(sep: str, fields: Sequence[_Field], scale: Scale) -> _Layout:
     def problem(line: str) -> str:
         values = line.split(sep)
         if len(values) != len(fields):
@@ -138,20 +172,26 @@ def _delimited(sep: str, fields: Sequence[_Field]) -> _Layout:
                 return f"{name} {value!r} is not {kind}"
         return f"cannot parse {line!r}"
 
-    return _Layout(re.escape(sep).join(f"(?:{pattern})" for _, pattern, _ in fields), problem)
+    rating = fields.index(_RATING)
+    return _Layout(re.escape(sep).join(f"(?:{pattern})" for _, pattern, _ in fields), problem,
+                   lambda line: _rating_problem(scale, line.split(sep)[rating]))
 
 
 _NETFLIX_ROW = _delimited(",", (("customer id", _INT, _ID), _RATING,
-                                ("date", r"\d{4}-\d{2}-\d{2}", "a YYYY-MM-DD date")))
+                                ("date", r"\d{4}-\d{2}-\d{2}", "a YYYY-MM-DD date")), SCALES["netflix"])
 
 
 def _netflix_problem(line: str) -> str:
     if line.endswith(":"):
-        return f"movie header {line!r} is not an integer id followed by ':'"
+        return f"movie header {line!r} is not a non-negative integer id followed by ':'"
     return _NETFLIX_ROW.problem(line)
 
 
-_NETFLIX = _Layout(rf"{_INT}:|{_NETFLIX_ROW.regex}", _netflix_problem)
+def _netflix_value_problem(line: str) -> str | None:
+    return None if line.endswith(":") else _NETFLIX_ROW.value_problem(line)
+
+
+_NETFLIX = _Layout(rf"{_INT}:|{_NETFLIX_ROW.regex}", _netflix_problem, _netflix_value_problem)
 
 
 class _BlockError(Exception):
@@ -164,14 +204,21 @@ _Segment = tuple[str, int, bytes]
 
 def _malformed(segments: Sequence[_Segment], layout: _Layout, reason: str) -> DataError:
     """The DataError for blocks that failed the fast checks, naming the first bad line."""
-    for label, first_line, block in segments:
-        lines = pd.Series(block.decode("utf-8", "replace").split("\n"), dtype=object)
+    texts = [(label, first_line, pd.Series(block.decode("utf-8", "replace").split("\n"), dtype=object))
+             for label, first_line, block in segments]
+    # First the first malformed line (vectorised), else the first well-formed line with a bad value.
+    for label, first_line, lines in texts:
         good = lines.str.fullmatch(f"(?:{layout.regex}| *)\r?").to_numpy(dtype=bool)
         bad = np.flatnonzero(~good)
         if len(bad):
             line = lines[int(bad[0])].removesuffix("\r")
             return DataError(f"{label}:{first_line + int(bad[0]) + 1}: {layout.problem(line)}")
-    # Every line matches its pattern, yet pandas refused them: a case the patterns do not foresee.
+    for label, first_line, lines in texts:
+        for number, line in enumerate(lines, first_line + 1):
+            line = line.rstrip("\r")
+            if line.strip(" ") and (problem := layout.value_problem(line)):
+                return DataError(f"{label}:{number}: {problem}")
+    # Every line looks right, yet the block failed: a case the patterns do not foresee.
     label, first_line, _ = segments[0]
     return DataError(f"{label}:{first_line + 1}: cannot parse the lines from here on ({reason})")
 
@@ -218,7 +265,15 @@ def _narrow(ids: np.ndarray) -> np.ndarray:
 _ML_DTYPES = {"user": np.int64, "item": np.int64, "rating": np.float32, "timestamp": np.int64}
 
 
-def _parse_ml_block(block: bytes, sep: str) -> _Columns:
+def _check_values(ids: Sequence[np.ndarray], rating: np.ndarray, scale: Scale) -> None:
+    """Raise _BlockError unless every id is non-negative and every rating on the scale."""
+    if any(len(column) and column.min() < 0 for column in ids):
+        raise _BlockError("a negative id")
+    if scale.off(rating).any():
+        raise _BlockError(f"a rating off the scale {scale}")
+
+
+def _parse_ml_block(block: bytes, sep: str, scale: Scale) -> _Columns:
     """Parse ``user sep item sep rating sep timestamp`` lines, or raise _BlockError."""
     if len(sep) > 1:  # the C parser takes a one-character separator: ml-1m's '::' becomes a tab
         block, sep = block.replace(sep.encode(), b"\t"), "\t"
@@ -230,12 +285,14 @@ def _parse_ml_block(block: bytes, sep: str) -> _Columns:
     rating = frame["rating"].to_numpy()
     if not np.isfinite(rating).all():
         raise _BlockError("a rating is missing or not finite")
-    return _narrow(frame["user"].to_numpy()), _narrow(frame["item"].to_numpy()), rating
+    user, item = frame["user"].to_numpy(), frame["item"].to_numpy()
+    _check_values((user, item), rating, scale)
+    return _narrow(user), _narrow(item), rating
 
 
-def _read_ml(stream: BinaryIO, label: str, *, sep: str, header: str | None = None) -> pd.DataFrame:
+def _read_ml(stream: BinaryIO, label: str, *, sep: str, scale: Scale, header: str | None = None) -> pd.DataFrame:
     """Read MovieLens ``user sep item sep rating sep timestamp`` lines, after ``header`` if given."""
-    layout = _delimited(sep, _ML_FIELDS)
+    layout = _delimited(sep, _ML_FIELDS, scale)
     parts: list[_Columns] = []
     for first_line, block in _blocks(stream):
         if header is not None and first_line == 0:
@@ -245,16 +302,16 @@ def _read_ml(stream: BinaryIO, label: str, *, sep: str, header: str | None = Non
                 raise DataError(f"{label}:1: expected the header {header!r}, found {found!r}")
             first_line = 1
         try:
-            parts.append(_parse_ml_block(block, sep))
+            parts.append(_parse_ml_block(block, sep, scale))
         except _BlockError as exc:
             raise _malformed([(label, first_line, block)], layout, str(exc)) from None
     return _frame(parts, label)
 
 
 _READERS: dict[str, Callable[[BinaryIO, str], pd.DataFrame]] = {
-    "ml-20m": partial(_read_ml, sep=",", header="userId,movieId,rating,timestamp"),
-    "ml-1m": partial(_read_ml, sep="::"),
-    "ml-100k": partial(_read_ml, sep="\t"),
+    "ml-20m": partial(_read_ml, sep=",", scale=SCALES["ml-20m"], header="userId,movieId,rating,timestamp"),
+    "ml-1m": partial(_read_ml, sep="::", scale=SCALES["ml-1m"]),
+    "ml-100k": partial(_read_ml, sep="\t", scale=SCALES["ml-100k"]),
 }
 
 
@@ -280,7 +337,9 @@ def _parse_netflix_block(block: bytearray) -> tuple[np.ndarray, np.ndarray, np.n
             or _count(block, ",") != 2 * len(frame) - len(colons)
             or not np.isfinite(rating[~is_header]).all()):
         raise _BlockError("a line is neither 'MovieID:' nor 'CustomerID,Rating,Date'")
-    return frame["id"].to_numpy(), rating, is_header
+    ids = frame["id"].to_numpy()
+    _check_values((ids,), rating[~is_header], SCALES["netflix"])
+    return ids, rating, is_header
 
 
 def _netflix_segments(files: Sequence[Path]) -> Iterator[_Segment]:
