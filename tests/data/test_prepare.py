@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from vaecf.config import ProtocolConfig
+from vaecf.data import split as split_module
+from vaecf.data import synthetic
 from vaecf.data.prepare import default_protocol, prepare
+from vaecf.data.split import FILES, Split
 from vaecf.errors import DataError
 
 KNOWN = r"known: ml-20m, ml-1m, ml-100k, netflix, synthetic\[:preset\|key=value,...\]$"
@@ -34,3 +40,134 @@ def test_heldout_users_below_one_is_refused_before_any_work(tmp_path: Path, n: i
 def test_bad_synthetic_spec_is_a_data_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="unknown synthetic field 'colour'.*known: clusters, count_sigma"):
         prepare("synthetic:tiny,colour=3", tmp_path / "out")
+
+
+# --- The prepared folder: written whole or not at all, checked against its manifest -------------
+
+TINY = "synthetic:tiny"
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("prepared") / "tiny"
+    prepare(TINY, folder)
+    return folder
+
+
+@pytest.fixture
+def folder(prepared: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the prepared tiny split, free to damage."""
+    return Path(shutil.copytree(prepared, tmp_path / "tiny"))
+
+
+def stats_of(folder: Path) -> dict:
+    return json.loads((folder / "stats.json").read_text())
+
+
+def no_generation(cfg):  # noqa: ANN001, ANN201 - stands in for synthetic.generate
+    raise AssertionError("prepared again although the cache was valid")
+
+
+def test_manifest_lists_every_file_and_the_cache_is_reused(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    manifest = stats_of(folder)["manifest"]
+    assert set(manifest) == set(FILES)
+    for name, entry in manifest.items():
+        data = (folder / name).read_bytes()
+        assert entry == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["tiny"]  # no partial or old folder left
+    monkeypatch.setattr(synthetic, "generate", no_generation)
+    assert "manifest" not in prepare(TINY, folder).stats
+
+
+def test_a_killed_prepare_leaves_the_old_split_whole(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    written = []
+
+    def dies_on_the_third_file(path: Path, matrix) -> None:  # noqa: ANN001
+        if len(written) == 2:
+            raise KeyboardInterrupt  # as a kill would, part-way through the files
+        written.append(path)
+        save_npz(path, matrix)
+
+    save_npz = split_module._save_npz
+    monkeypatch.setattr(split_module, "_save_npz", dies_on_the_third_file)
+    other = ProtocolConfig(heldout_users=50)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(TINY, folder, protocol=other)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["tiny"]
+    written.clear()
+    with pytest.raises(KeyboardInterrupt):
+        prepare(TINY, folder.parent / "new", protocol=other)
+    assert not (folder.parent / "new").exists()
+    monkeypatch.undo()
+    assert prepare(TINY, folder, protocol=other).stats["test_users"] == 50
+    assert stats_of(folder)["test_users"] == 50
+
+
+def test_a_mixed_folder_is_not_taken_for_a_cache(folder: Path, prepared: Path, tmp_path: Path) -> None:
+    # What a prepare killed by the old, file-by-file save left: the new settings' first matrix
+    # beside the previous split, whose stats.json (written last) still names the old settings.
+    prepare(TINY, tmp_path / "other", protocol=ProtocolConfig(heldout_users=50))
+    shutil.copy(tmp_path / "other" / "train.npz", folder / "train.npz")
+    with pytest.raises(DataError, match=r"train.npz: (truncated or altered|corrupt)"):
+        Split.load(folder)
+    prepare(TINY, folder)
+    for name in FILES:
+        assert (folder / name).read_bytes() == (prepared / name).read_bytes(), name
+
+
+def test_a_folder_without_manifest_is_stale(folder: Path) -> None:
+    stats = stats_of(folder)
+    del stats["manifest"]
+    (folder / "stats.json").write_text(json.dumps(stats))
+    with pytest.raises(DataError, match=f"older vaecf.*run 'vaecf data prepare {TINY} --out {folder}' again"):
+        Split.load(folder)
+    prepare(TINY, folder)
+    assert "manifest" in stats_of(folder)
+    Split.load(folder)
+
+
+def flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def garbage_listed_in_the_manifest(path: Path) -> None:
+    path.write_bytes(b"not a zip at all")
+    stats = stats_of(path.parent)
+    stats["manifest"][path.name] = {"bytes": 16, "sha256": hashlib.sha256(b"not a zip at all").hexdigest()}
+    (path.parent / "stats.json").write_text(json.dumps(stats))
+
+
+@pytest.mark.parametrize(("name", "damage", "words"), [
+    ("train.npz", flip_a_byte, "corrupt"),
+    ("ids.npz", lambda p: p.write_bytes(p.read_bytes()[:-100]), "truncated or altered"),
+    ("test_target.npz", Path.unlink, "missing"),
+    ("validation_foldin.npz", garbage_listed_in_the_manifest, "unreadable"),
+])
+def test_a_damaged_file_is_named_with_the_fix(folder: Path, name: str, damage, words: str) -> None:
+    damage(folder / name)
+    with pytest.raises(DataError) as caught:
+        Split.load(folder)
+    message = str(caught.value)
+    assert message.startswith(f"{folder / name}: {words}")
+    assert message.endswith(f"run 'vaecf data prepare {TINY} --out {folder}' again")
+    prepare(TINY, folder)  # the fix works
+    Split.load(folder)
+
+
+def test_load_refuses_a_split_with_another_cache_key(folder: Path) -> None:
+    key = stats_of(folder)["cache_key"]
+    assert Split.load(folder, expected_key=key).stats["cache_key"] == key
+    with pytest.raises(DataError, match=f"{folder} holds data prepared with other settings "
+                                        f"\\(cache key {key}, the run expects 0123abcd\\): prepare it again"):
+        Split.load(folder, expected_key="0123abcd")
+
+
+def test_prepare_will_not_delete_other_files(folder: Path) -> None:
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match=r"holds files that are not part of a prepared split \(notes.txt\)"):
+        prepare(TINY, folder, protocol=ProtocolConfig(heldout_users=50))
+    assert (folder / "notes.txt").read_text() == "mine"

@@ -1,9 +1,9 @@
 """From a dataset name to a prepared split on disk, cached by source fingerprint and settings.
 
 ``prepare("ml-100k", out=DIR)`` reads (or downloads) the ratings, applies the protocol and
-writes the split to DIR. DIR/stats.json records a cache key: the hash of the source files'
-contents, the dataset spec and the protocol settings. Preparing again into the same folder
-with the same key returns at once.
+writes the split to DIR, whole or not at all (see Split.save). DIR/stats.json records a cache
+key: the hash of the source files' contents, the dataset spec and the protocol settings.
+Preparing again into the same folder with the same key, and every file intact, returns at once.
 """
 
 from __future__ import annotations
@@ -95,7 +95,12 @@ def _key(dataset: str, source_id: str, protocol: ProtocolConfig) -> str:
 
 
 def _cached(out: Path, key: str) -> Split | None:
-    stats = out / "stats.json"
-    if stats.is_file() and json.loads(stats.read_text()).get("cache_key") == key:
-        return Split.load(out)
-    return None
+    """The split in ``out`` when it was prepared with ``key`` and passes its manifest, else None.
+
+    Anything else (no split, other settings, an older folder without a manifest, a damaged
+    file) is a stale cache: preparing again replaces it.
+    """
+    try:
+        return Split.load(out, expected_key=key)
+    except DataError:
+        return None

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
 
+from vaecf.data.download import file_digest
 from vaecf.errors import DataError
-from vaecf.io import atomic_write, read_json, write_json
+from vaecf.io import read_json, write_json
 
 MATRICES = ("train", "validation_foldin", "validation_target", "test_foldin", "test_target")
+IDS = "ids.npz"
+IDS_KEYS = ("item_ids", "train_user_ids", "validation_user_ids", "test_user_ids")
+FILES = (*(f"{name}.npz" for name in MATRICES), IDS)
+"""The split's data files, each listed with its size and sha256 in stats.json's manifest."""
+STATS = "stats.json"
 
 
 @dataclass
@@ -45,36 +56,130 @@ class Split:
         return getattr(self, f"{part}_foldin"), getattr(self, f"{part}_target")
 
     def save(self, folder: Path) -> None:
-        """Write every matrix and map atomically; ``stats.json`` last, so it marks a complete split."""
+        """Write the split to ``folder``, whole or not at all.
+
+        The files go to a hidden sibling folder that is renamed into place once complete (an
+        old split there is moved aside first, then deleted), so a killed save leaves the old
+        split or none, never a mix. ``stats.json`` records every file's size and sha256.
+        """
         folder = Path(folder)
-        for name in MATRICES:
-            matrix = getattr(self, name)
-            atomic_write(folder / f"{name}.npz", lambda tmp, m=matrix: _save_npz(tmp, m))
-        ids = {"item_ids": self.item_ids, "train_user_ids": self.train_user_ids,
-               "validation_user_ids": self.validation_user_ids, "test_user_ids": self.test_user_ids}
-        atomic_write(folder / "ids.npz", lambda tmp: _savez(tmp, ids))
-        write_json(folder / "stats.json", self.stats)
+        _check_replaceable(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
+        try:
+            for name in MATRICES:
+                _save_npz(partial / f"{name}.npz", getattr(self, name))
+            _savez(partial / IDS, {key: getattr(self, key) for key in IDS_KEYS})
+            manifest = {name: {"bytes": (partial / name).stat().st_size,
+                               "sha256": file_digest(partial / name, "sha256")} for name in FILES}
+            write_json(partial / STATS, {**self.stats, "manifest": manifest})
+            _swap_in(partial, folder)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)  # gone already when the swap succeeded
 
     @staticmethod
-    def load(folder: Path) -> Split:
+    def load(folder: Path, expected_key: str | None = None) -> Split:
+        """Load the split in ``folder`` after checking every file against the manifest.
+
+        With ``expected_key``, refuse a split whose ``cache_key`` (its source and settings) differs.
+        """
         folder = Path(folder)
-        if not (folder / "stats.json").is_file():
-            raise DataError(f"{folder}: no prepared split here (stats.json missing); "
-                            f"run 'vaecf data prepare DATASET --out {folder}' first")
-        try:
-            matrices = {name: sp.load_npz(folder / f"{name}.npz").tocsr() for name in MATRICES}
-            with np.load(folder / "ids.npz") as ids:
-                maps = {k: ids[k] for k in ids.files}
-        except (OSError, ValueError) as e:
-            raise DataError(f"{folder}: prepared split is unreadable ({e})") from e
-        return Split(**matrices, **maps, stats=read_json(folder / "stats.json"))
+        stats = _read_stats(folder)
+        fix = f"run 'vaecf data prepare {stats.get('dataset', 'DATASET')} --out {folder}' again"
+        if expected_key is not None and stats.get("cache_key") != expected_key:
+            raise DataError(f"{folder} holds data prepared with other settings (cache key "
+                            f"{stats.get('cache_key')}, the run expects {expected_key}): prepare it again "
+                            "with the run's settings or point --data at the folder the run was trained on")
+        manifest = stats.pop("manifest", None)
+        if not isinstance(manifest, dict) or set(manifest) != set(FILES):
+            raise DataError(f"{folder}: prepared by an older vaecf or by hand (stats.json lists no "
+                            f"manifest of the split's files), so it cannot be checked; {fix}")
+        for name in FILES:
+            _verify(folder / name, manifest[name], fix)
+        matrices = {name: _read(folder / f"{name}.npz", fix, lambda path: sp.load_npz(path).tocsr())
+                    for name in MATRICES}
+        maps = _read(folder / IDS, fix, _load_arrays)
+        return Split(**matrices, **maps, stats=stats)
 
 
-def _save_npz(tmp: Path, matrix: sp.csr_matrix) -> None:
-    with open(tmp, "wb") as f:
+def _check_replaceable(folder: Path) -> None:
+    """Refuse to replace a folder that holds anything besides a prepared split."""
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"{folder}: is a file, not a folder for a prepared split; choose another --out")
+    if folder.is_dir():
+        # atomic_write's leftovers (.NAME.*.tmp) may lie in a folder prepared by an older vaecf.
+        foreign = sorted(p.name for p in folder.iterdir()
+                         if p.name not in (*FILES, STATS) and not (p.name.startswith(".") and p.name.endswith(".tmp")))
+        if foreign:
+            raise DataError(f"{folder}: holds files that are not part of a prepared split "
+                            f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}), which preparing "
+                            "would delete; choose another --out or empty it")
+
+
+def _swap_in(partial: Path, folder: Path) -> None:
+    """Rename ``partial`` to ``folder``, moving any old split aside and deleting it after."""
+    try:
+        if not folder.exists():
+            os.rename(partial, folder)
+            return
+        old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+        os.replace(folder, old)  # onto the empty folder just made: POSIX allows it
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot move the old split aside ({exc})") from exc
+    try:
+        os.rename(partial, folder)
+    except OSError as exc:
+        os.rename(old, folder)
+        raise DataError(f"{folder}: cannot move the prepared split into place ({exc})") from exc
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _read_stats(folder: Path) -> dict[str, Any]:
+    path = folder / STATS
+    if not path.is_file():
+        raise DataError(f"{folder}: no prepared split here (stats.json missing); "
+                        f"run 'vaecf data prepare DATASET --out {folder}' first")
+    try:
+        stats = read_json(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable ({exc}); run 'vaecf data prepare DATASET --out {folder}' again") from exc
+    if not isinstance(stats, dict):
+        raise DataError(f"{path}: not a JSON object; run 'vaecf data prepare DATASET --out {folder}' again")
+    return stats
+
+
+def _verify(path: Path, entry: dict[str, Any], fix: str) -> None:
+    """Raise a DataError naming ``path`` unless its size and sha256 match the manifest's."""
+    if not path.is_file():
+        raise DataError(f"{path}: missing from the prepared split; {fix}")
+    size = path.stat().st_size
+    if size != entry.get("bytes"):
+        raise DataError(f"{path}: truncated or altered ({size} bytes, the manifest says {entry.get('bytes')}); {fix}")
+    if file_digest(path, "sha256") != entry.get("sha256"):
+        raise DataError(f"{path}: corrupt (its sha256 differs from the manifest's); {fix}")
+
+
+_T = TypeVar("_T")
+
+
+def _read(path: Path, fix: str, load: Callable[[Path], _T]) -> _T:
+    """``load(path)``, with any failure to read it as a DataError naming the file."""
+    try:
+        return load(path)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: unreadable ({exc}); {fix}") from exc
+
+
+def _load_arrays(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as arrays:
+        return {key: arrays[key] for key in IDS_KEYS}
+
+
+def _save_npz(path: Path, matrix: sp.csr_matrix) -> None:
+    with open(path, "wb") as f:
         sp.save_npz(f, matrix, compressed=False)
 
 
-def _savez(tmp: Path, arrays: dict[str, np.ndarray]) -> None:
-    with open(tmp, "wb") as f:
+def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as f:
         np.savez(f, **arrays)
