@@ -112,9 +112,10 @@ def served_ml100k(server: Server, monkeypatch: pytest.MonkeyPatch) -> tuple[Serv
 
 def test_good_archive_downloads_verifies_and_loads(served_ml100k, tmp_path: Path) -> None:
     server, data, rows = served_ml100k
-    frame, files = sources.load_ratings("ml-100k", None, tmp_path / "cache", progress=False)
+    frame, files, verified = sources.load_ratings("ml-100k", None, tmp_path / "cache", progress=False)
     dest = tmp_path / "cache" / "ml-100k.zip"
     assert files == [dest]
+    assert verified is True
     assert dest.read_bytes() == data
     assert not dest.with_suffix(".zip.part").exists()
     assert server.ranges == [None]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import random_ratings, shared_data_dir
 from vaecf.config import ProtocolConfig
 from vaecf.data import split as split_module
 from vaecf.data import synthetic
@@ -171,3 +173,38 @@ def test_prepare_will_not_delete_other_files(folder: Path) -> None:
     with pytest.raises(DataError, match=r"holds files that are not part of a prepared split \(notes.txt\)"):
         prepare(TINY, folder, protocol=ProtocolConfig(heldout_users=50))
     assert (folder / "notes.txt").read_text() == "mine"
+
+
+# --- What stats.json says of the source ---------------------------------------------------------
+
+def ml100k_files(tmp_path: Path) -> tuple[Path, Path]:
+    """(u.data, a zip holding it) with clustered random ratings in ML-100K's format."""
+    ratings = random_ratings()
+    text = "".join(f"{u}\t{i}\t{r:g}\t0\n" for u, i, r in ratings.itertuples(index=False))
+    extracted = tmp_path / "u.data"
+    extracted.write_text(text)
+    zipped = tmp_path / "ml-100k.zip"
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.writestr("ml-100k/u.data", text)
+    return extracted, zipped
+
+
+def test_stats_say_whether_the_source_was_verified(tmp_path: Path) -> None:
+    extracted, zipped = ml100k_files(tmp_path)
+    protocol = ProtocolConfig(heldout_users=30)
+    prepare("ml-100k", tmp_path / "a", source=extracted, protocol=protocol)
+    assert stats_of(tmp_path / "a")["source_verified"] == "no published checksum for an extracted file"
+    with pytest.raises(DataError, match=f"{zipped}: not the published ml-100k.zip"):
+        prepare("ml-100k", tmp_path / "b", source=zipped, protocol=protocol)
+    assert not (tmp_path / "b").exists()
+    prepare("ml-100k", tmp_path / "b", source=zipped, protocol=protocol, verify=False)
+    assert stats_of(tmp_path / "b")["source_verified"] is False
+
+
+def test_real_ml100k_u_data_prepares_with_an_honest_verification(tmp_path: Path) -> None:
+    path = shared_data_dir() / "ml-100k" / "u.data"
+    if not path.is_file():
+        pytest.skip(f"real MovieLens-100K ratings not found at {path} (set VAECF_DATA_DIR)")
+    split = prepare("ml-100k", tmp_path / "ml-100k", source=path)
+    assert (split.stats["users"], split.stats["items"]) == (938, 1415)
+    assert Split.load(tmp_path / "ml-100k").stats["source_verified"] == "no published checksum for an extracted file"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 import time
 import zipfile
@@ -214,25 +216,47 @@ def test_ml_source_may_be_zip_file_or_folder(tmp_path: Path) -> None:
     extracted = write(tmp_path / "ml-100k" / "u.data", ML100K)
     renamed = tmp_path / "download"
     renamed.write_bytes(zipped.read_bytes())
-    for source, read in [(zipped, zipped), (renamed, renamed), (extracted, extracted),
-                         (tmp_path / "ml-100k", extracted), (tmp_path, extracted)]:
-        ratings, files = load_ratings("ml-100k", source, tmp_path / "cache")
+    for source, read, verified in [(zipped, zipped, False), (renamed, renamed, False),
+                                   (extracted, extracted, sources.NO_CHECKSUM["extracted"]),
+                                   (tmp_path / "ml-100k", extracted, sources.NO_CHECKSUM["extracted"]),
+                                   (tmp_path, extracted, sources.NO_CHECKSUM["extracted"])]:
+        ratings, files, how = load_ratings("ml-100k", source, tmp_path / "cache", verify=False)
         pd.testing.assert_frame_equal(ratings, ML100K_FRAME)
         assert files == [read]
+        assert how == verified
     assert not (tmp_path / "cache").exists()  # nothing was fetched
+
+
+def test_a_given_zip_is_checked_against_the_published_checksums(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    zipped = make_zip(tmp_path / "ml-100k.zip", {"ml-100k/u.data": ML100K.encode()})
+    md5 = hashlib.md5(zipped.read_bytes()).hexdigest()
+    published = sources.ARCHIVES["ml-100k"].md5
+    with pytest.raises(DataError, match=f"{zipped}: not the published ml-100k.zip \\(md5 {md5}, published "
+                                        f"{published}\\): damaged.*--no-verify"):
+        load_ratings("ml-100k", zipped, tmp_path)
+    assert load_ratings("ml-100k", zipped, tmp_path, verify=False).verified is False
+    monkeypatch.setitem(sources.ARCHIVES, "ml-100k", dataclasses.replace(sources.ARCHIVES["ml-100k"], md5=md5))
+    ratings, _, verified = load_ratings("ml-100k", zipped, tmp_path)
+    pd.testing.assert_frame_equal(ratings, ML100K_FRAME)
+    assert verified is True
+    sha256 = hashlib.sha256(b"another archive").hexdigest()
+    monkeypatch.setitem(sources.ARCHIVES, "ml-100k", dataclasses.replace(sources.ARCHIVES["ml-100k"], sha256=sha256))
+    with pytest.raises(DataError, match=f"sha256 [0-9a-f]{{64}}, published {sha256}"):
+        load_ratings("ml-100k", zipped, tmp_path)
 
 
 def test_archive_without_the_member(tmp_path: Path) -> None:
     zipped = make_zip(tmp_path / "ml-1m.zip", {"ml-1m/movies.dat": b"1::Toy Story (1995)::Animation\n"})
     with pytest.raises(DataError, match=f"{zipped}: the archive has no member ml-1m/ratings.dat"):
-        load_ratings("ml-1m", zipped, tmp_path)
+        load_ratings("ml-1m", zipped, tmp_path, verify=False)
 
 
 def test_truncated_archive(tmp_path: Path) -> None:
     zipped = make_zip(tmp_path / "ml-100k.zip", {"ml-100k/u.data": ML100K.encode() * 50})
     zipped.write_bytes(zipped.read_bytes()[:-40])  # cut into the central directory
     with pytest.raises(DataError, match=f"{zipped}: corrupt or truncated archive"):
-        load_ratings("ml-100k", zipped, tmp_path)
+        load_ratings("ml-100k", zipped, tmp_path, verify=False)
 
 
 def test_crc_damage_is_reported_rather_than_the_bad_line_it_causes(
@@ -244,13 +268,13 @@ def test_crc_damage_is_reported_rather_than_the_bad_line_it_causes(
     damaged = zipped.read_bytes().replace(b"\t3\t881250949", b"\tx\t881250949", 1)
     zipped.write_bytes(damaged)
     with pytest.raises(DataError, match=f"{zipped}: corrupt.*CRC"):
-        load_ratings("ml-100k", zipped, tmp_path)
+        load_ratings("ml-100k", zipped, tmp_path, verify=False)
 
 
 def test_error_inside_archive_names_archive_member_and_line(tmp_path: Path) -> None:
     zipped = make_zip(tmp_path / "ml-100k.zip", {"ml-100k/u.data": (ML100K + "1\t2\n").encode()})
     with pytest.raises(DataError, match=f"{zipped}/ml-100k/u.data:4: expected 4 fields"):
-        load_ratings("ml-100k", zipped, tmp_path)
+        load_ratings("ml-100k", zipped, tmp_path, verify=False)
 
 
 def test_missing_source(tmp_path: Path) -> None:
@@ -268,8 +292,9 @@ def test_netflix_needs_a_source(tmp_path: Path) -> None:
 
 
 def test_netflix_load_returns_the_files_read(netflix_layouts: dict[str, Path], tmp_path: Path) -> None:
-    ratings, files = load_ratings("netflix", netflix_layouts["kaggle"], tmp_path)
+    ratings, files, verified = load_ratings("netflix", netflix_layouts["kaggle"], tmp_path)
     pd.testing.assert_frame_equal(ratings, NETFLIX_FRAME)
+    assert verified == "no published checksum for the Netflix Prize data"
     assert [f.name for f in files] == ["combined_data_1.txt", "combined_data_2.txt"]
 
 

@@ -31,13 +31,13 @@ def fetch(url: str, dest: Path, *, md5: str | None = None, sha256: str | None = 
     """
     dest = Path(dest)
     expected = {algo: value.lower() for algo, value in (("md5", md5), ("sha256", sha256)) if value}
-    if dest.is_file() and not _mismatches(dest, expected):
+    if dest.is_file() and not checksum_mismatches(dest, expected):
         return dest
     part = dest.with_suffix(dest.suffix + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
     show = sys.stderr.isatty() if progress is None else progress
     _transfer(url, part, dest.name, show, timeout)
-    wrong = _mismatches(part, expected)
+    wrong = checksum_mismatches(part, expected)
     if wrong:
         part.unlink()
         raise DownloadError(f"{dest}: checksum mismatch for the download from {url}: "
@@ -77,8 +77,8 @@ def _digests(path: Path, algos: Sequence[str]) -> dict[str, str]:
     return {algo: h.hexdigest() for algo, h in hashers.items()}
 
 
-def _mismatches(path: Path, expected: dict[str, str]) -> list[tuple[str, str, str]]:
-    """(algo, expected, actual) for each checksum that ``path`` fails."""
+def checksum_mismatches(path: Path, expected: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(algo, expected, actual) for each checksum that ``path`` fails; one pass over the file."""
     if not expected:
         return []
     actual = _digests(path, list(expected))

@@ -61,8 +61,12 @@ def default_protocol(dataset: str, heldout_users: int | None = None) -> Protocol
 
 
 def prepare(dataset: str, out: Path, source: Path | None = None,
-            protocol: ProtocolConfig | None = None, progress: bool | None = None) -> Split:
-    """Prepare ``dataset`` into ``out`` (or load it from there when the cache key matches)."""
+            protocol: ProtocolConfig | None = None, progress: bool | None = None, verify: bool = True) -> Split:
+    """Prepare ``dataset`` into ``out`` (or load it from there when the cache key matches).
+
+    ``verify=False`` uses a given MovieLens zip that does not match its published checksum;
+    stats.json's ``source_verified`` then says false.
+    """
     out = Path(out)
     check_dataset(dataset)
     protocol = protocol or default_protocol(dataset)
@@ -78,11 +82,12 @@ def prepare(dataset: str, out: Path, source: Path | None = None,
         split.stats["oracle_validation"] = synthetic.oracle_metrics(truth, split, "validation")
         split.stats["oracle_test"] = synthetic.oracle_metrics(truth, split, "test")
     else:
-        ratings, files = load_ratings(dataset, source, cache_dir(), progress=progress)
+        ratings, files, verified = load_ratings(dataset, source, cache_dir(), progress=progress, verify=verify)
         key = _key(dataset, fingerprint(files), protocol)
         if (cached := _cached(out, key)) is not None:
             return cached
         split = apply_protocol(ratings, protocol)
+        split.stats = {"source_verified": verified, **split.stats}
     split.stats = {"dataset": dataset, "cache_key": key, "protocol": dataclasses.asdict(protocol),
                    **split.stats}
     split.save(out)

@@ -19,12 +19,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from vaecf.data.download import fetch
+from vaecf.data.download import checksum_mismatches, fetch
 from vaecf.errors import DataError
 
 
@@ -83,19 +83,35 @@ _Columns = tuple[np.ndarray, np.ndarray, np.ndarray]
 _I32 = np.iinfo(np.int32)
 
 
+NO_CHECKSUM = {"extracted": "no published checksum for an extracted file",
+               "netflix": "no published checksum for the Netflix Prize data"}
+"""What ``source_verified`` says of sources that nothing published can verify."""
+
+
+class Loaded(NamedTuple):
+    """A dataset's ratings, the files they came from (to fingerprint), and how far to trust them."""
+
+    ratings: pd.DataFrame
+    files: list[Path]
+    verified: bool | str
+    """True: the archive matches its published checksum; False: not checked (verify=False);
+    a string: why no check was possible."""
+
+
 def load_ratings(name: str, source: Path | None, cache_dir: Path,
-                 progress: bool | None = None) -> tuple[pd.DataFrame, list[Path]]:
-    """The ratings of dataset ``name`` and the files they were read from (to fingerprint).
+                 progress: bool | None = None, verify: bool = True) -> Loaded:
+    """The ratings of dataset ``name``, the files they were read from, and their verification.
 
     For MovieLens, ``source`` may be the zip, the extracted ratings file or the extracted
-    folder; without it the zip is downloaded into ``cache_dir`` and verified. Netflix needs
+    folder; without it the zip is downloaded into ``cache_dir`` and verified. A given zip is
+    checked against the published checksum unless ``verify`` is False. Netflix needs
     ``source`` (see NETFLIX_HELP).
     """
     if name == "netflix":
         if source is None:
             raise DataError(NETFLIX_HELP)
         files = _netflix_files(Path(source))
-        return _read_netflix_files(files, str(source)), files
+        return Loaded(_read_netflix_files(files, str(source)), files, NO_CHECKSUM["netflix"])
     if name not in ARCHIVES:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     archive = ARCHIVES[name]
@@ -105,9 +121,23 @@ def load_ratings(name: str, source: Path | None, cache_dir: Path,
     else:
         path = _ml_source_file(name, archive, Path(source))
     read = _READERS[name]
-    if path.suffix == ".zip" or zipfile.is_zipfile(path):
-        return _read_archive(path, archive.member, read), [path]
-    return _read_file(path, read), [path]
+    if not (path.suffix == ".zip" or zipfile.is_zipfile(path)):
+        return Loaded(_read_file(path, read), [path], NO_CHECKSUM["extracted"])
+    if source is not None and verify:
+        _check_archive(name, archive, path)
+    # fetch() has checked a download already.
+    return Loaded(_read_archive(path, archive.member, read), [path], source is None or verify)
+
+
+def _check_archive(name: str, archive: Archive, path: Path) -> None:
+    """Raise a DataError unless a user-given zip matches the published checksum(s)."""
+    expected = {algo: value for algo, value in (("md5", archive.md5), ("sha256", archive.sha256)) if value}
+    wrong = checksum_mismatches(path, expected)
+    if wrong:
+        raise DataError(f"{path}: not the published {name}.zip ("
+                        + "; ".join(f"{algo} {actual}, published {exp}" for algo, exp, actual in wrong)
+                        + "): damaged or another version. Download it again (or leave out --source to "
+                        "have it fetched), or pass --no-verify to use it as it is")
 
 
 def read_ml20m_csv(path: Path) -> pd.DataFrame:
