@@ -62,7 +62,7 @@ class Split:
         old split there is moved aside first, then deleted), so a killed save leaves the old
         split or none, never a mix. ``stats.json`` records every file's size and sha256.
         """
-        folder = Path(folder)
+        folder = Path(folder).absolute()  # '.' has no name to put beside it
         _check_replaceable(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
@@ -91,7 +91,8 @@ class Split:
                             f"{stats.get('cache_key')}, the run expects {expected_key}): prepare it again "
                             "with the run's settings or point --data at the folder the run was trained on")
         manifest = stats.pop("manifest", None)
-        if not isinstance(manifest, dict) or set(manifest) != set(FILES):
+        if (not isinstance(manifest, dict) or set(manifest) != set(FILES)
+                or not all(isinstance(entry, dict) for entry in manifest.values())):
             raise DataError(f"{folder}: prepared by an older vaecf or by hand (stats.json lists no "
                             f"manifest of the split's files), so it cannot be checked; {fix}")
         for name in FILES:
