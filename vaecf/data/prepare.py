@@ -70,7 +70,7 @@ def prepare(dataset: str, out: Path, source: Path | None = None,
     out = Path(out)
     check_dataset(dataset)
     protocol = protocol or default_protocol(dataset)
-    check_heldout_users(protocol.heldout_users)
+    check_heldout_users(protocol.heldout_users)  # now, not after minutes of reading or generating
     if dataset.startswith("synthetic"):
         cfg = synthetic.parse_spec(dataset)
         key = _key(dataset, json.dumps(dataclasses.asdict(cfg), sort_keys=True), protocol)
