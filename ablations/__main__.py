@@ -1,6 +1,7 @@
-"""``python -m ablations``: run a ladder, redraw a run's charts, or list the ladders.
+"""``python -m ablations``: run a ladder, calibrate its quality data, redraw a run's charts, list ladders.
 
-    python -m ablations run [--ladder attribution] [--dataset synthetic:small] [--budget quick]
+    python -m ablations run [--ladder attribution] [--budget quick] [--dataset SPEC]
+    python -m ablations calibrate [--budget quick]
     python -m ablations plot results/<machine>/<run-id> [...]
     python -m ablations list
 """
@@ -19,41 +20,59 @@ DEFAULT_LADDER = "attribution"
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the children's TensorFlow start-up chatter is not ours
     p = argparse.ArgumentParser(prog="python -m ablations", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run (or resume) a ladder")
+    run = sub.add_parser("run", help="run (or resume) a ladder", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     run.add_argument("--ladder", default=DEFAULT_LADDER, help="a name in ablations/ladders or a .toml path")
-    run.add_argument("--dataset", help="default: the budget's (quick: synthetic:small, full: ml-20m)")
-    run.add_argument("--budget", choices=sorted(BUDGETS), default="quick")
-    run.add_argument("--source", type=Path, help="local archive or folder for the dataset")
-    run.add_argument("--results", type=Path, default=Path("results"))
-    run.add_argument("--out", type=Path, help="run folder (default results/<machine>/<ladder>-<dataset>-<budget>)")
+    run.add_argument("--budget", choices=sorted(BUDGETS), default="quick",
+                     help="quick: " + BUDGETS["quick"].quality_dataset + "; full: " + BUDGETS["full"].quality_dataset)
+    run.add_argument("--dataset", help="quality data instead of the budget's (a dataset name or synthetic spec)")
+    run.add_argument("--source", type=Path, help="local archive or folder for --dataset")
+    run.add_argument("--results", type=Path, default=Path("results"), help="where run folders go")
+    run.add_argument("--out", type=Path, help="run folder (default RESULTS/<machine>/<ladder>-<budget>)")
+    cal = sub.add_parser("calibrate", help="train the paper's recipe long on a budget's quality data (the target)",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    cal.add_argument("--budget", choices=sorted(BUDGETS), default="quick", help="whose quality data")
+    cal.add_argument("--dataset", help="quality data instead of the budget's")
+    cal.add_argument("--source", type=Path, help="local archive or folder for --dataset")
+    cal.add_argument("--results", type=Path, default=Path("results"), help="calibrations go to RESULTS/calibration")
     plot = sub.add_parser("plot", help="redraw tables and charts from a run's records (no training)")
-    plot.add_argument("runs", type=Path, nargs="+")
+    plot.add_argument("runs", type=Path, nargs="+", help="run folders")
     sub.add_parser("list", help="list the ladders")
     args = p.parse_args(argv)
     try:
         if args.command == "run":
             from ablations.runner import run_ladder
 
-            run_dir = run_ladder(args.ladder, args.dataset, args.budget, results=args.results,
-                                 source=args.source, out=args.out)
+            run_dir = run_ladder(args.ladder, args.budget, dataset=args.dataset, source=args.source,
+                                 results=args.results, out=args.out)
             print((run_dir / "table.md").read_text())
-            print(f"charts: {run_dir / 'ladder.png'}, {run_dir / 'time_to_quality.png'}")
+            print("charts: " + ", ".join(str(run_dir / f"{c}.png") for c in ("ladder", "quality_vs_time",
+                                                                             "time_to_target")))
+        elif args.command == "calibrate":
+            from ablations.runner import calibrate_only
+
+            print(f"calibration: {calibrate_only(args.budget, args.dataset, args.source, args.results)}")
         elif args.command == "plot":
             from ablations.report import write_report
 
             for run_dir in args.runs:
+                if not (run_dir / "run.json").is_file():
+                    raise VaecfError(f"{run_dir}: not a ladder run folder (no run.json)")
                 write_report(run_dir)
                 print(f"redrew {run_dir}")
         else:
             for path in sorted(LADDERS.glob("*.toml")):
                 print(f"{path.stem:16s} {Ladder.load(path).description}")
-    except (VaecfError, FileNotFoundError) as e:
+    except VaecfError as e:
         print(f"ablations: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("ablations: interrupted; finished measurements are kept and the same command resumes",
+              file=sys.stderr)
+        return 130
     return 0
 
 

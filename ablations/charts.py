@@ -1,10 +1,11 @@
-"""Charts for a report: the speed-up ladder with quality beside it, and time to quality.
+"""Charts for a report, drawn from ``report.derive`` alone.
 
-``ladder.png``/``.svg``: left, the measured cumulative speed-up per step (log scale, each bar
-annotated with its step factor; skipped steps drawn empty with their reason), and under it the
-validation NDCG@100 each step reached after the same budget, with the baseline's tolerance band
-(steps below it in red). Right, the talk's published ladder (no quality was shown there).
-``time_to_quality.png``/``.svg``: training seconds each step needed to reach the target NDCG.
+``ladder``: speed-up per step (log scale, window spread as error bars) beside the talk's
+published ladder on the same axis, every substitution or cap written under its bar; below,
+each step's validation NDCG@100 after the same time T, with the seed-noise band, the target
+and the popularity, EASE and oracle levels. ``quality_vs_time``: the "plot twist" chart,
+NDCG@100 against training time per step. ``time_to_target``: seconds to the target per step,
+"not reached within T" drawn as such. SVGs are byte-stable (fixed hash salt, no date).
 """
 
 from __future__ import annotations
@@ -19,103 +20,154 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator  # noqa: E402
 
+from ablations.report import NOISE_SIGMAS  # noqa: E402
+
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference" / "case-study-ladder.json"
 """The talk's ladder (a copy of the published figures, so charts need nothing outside the repo)."""
 
-OK, FLAGGED, SKIPPED, TALK = "#3b75af", "#c0392b", "#bbbbbb", "#7f7f7f"
+OK, FLAGGED, SKIPPED, TALK = "#3b75af", "#c0392b", "#bbbbbb", "#8c8c8c"
+LEVELS = {"popularity": ("#7f7f7f", ":"), "ease": ("#8e44ad", ":"), "oracle": ("#2e8b57", "--")}
+plt.rcParams["svg.hashsalt"] = "vaecf"  # stable ids in the SVG, so that redrawing changes no byte
 
 
-def _subtitle(run: dict[str, Any]) -> str:
+def draw(run_dir: Path, derived: dict[str, Any]) -> None:
+    for name, chart in (("ladder", _ladder), ("quality_vs_time", _quality_vs_time),
+                        ("time_to_target", _time_to_target)):
+        fig = chart(derived)
+        for ext, metadata in (("png", {"Software": None}), ("svg", {"Date": None})):
+            fig.savefig(run_dir / f"{name}.{ext}", dpi=110, metadata=metadata)
+        plt.close(fig)
+
+
+def _subtitle(derived: dict[str, Any]) -> str:
+    run = derived["run"]
     m = run["machine"]
-    device = ", ".join(m["gpus"]) if m["gpus"] else f"{m['cpu']} ({m['cores']} cores, no GPU)"
-    return f"{run['dataset']}, {run['budget']['name']} budget ({run['budget']['epochs']} epochs) on {device}"
+    device = ", ".join(m["gpus"]) if m["gpus"] else f"{m['cpu']}, {m['cores']} cores, no GPU"
+    flags = ", ".join(m.get("cpu_flags", [])) or "none of AVX-512/AMX"
+    data = run["data"]
+    return (f"speed at {derived['speed_items']:,} items (ML-20M); quality on {run['budget']['quality_dataset']} "
+            f"({data['train_users']:,} training users x {data['items']:,} items)\n{device} [{flags}], "
+            f"commit {str(m['git_sha'])[:12]}")
 
 
-def draw(run_dir: Path, run: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-    _ladder_chart(run_dir, run, rows)
-    _time_chart(run_dir, run, rows)
+def _label(row: dict[str, Any], width: int = 16) -> str:
+    notes = [n for n in row["notes"]] + ([f"skipped: {row['skip']}"] if row["skip"] else [])
+    return _wrap(row["name"], width) + ("\n" + "\n".join(_wrap(n, width + 4) for n in notes) if notes else "")
 
 
-def _ladder_chart(run_dir: Path, run: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-    reference = json.loads(REFERENCE.read_text()) if run["ladder"].get("reference") else None
-    fig = plt.figure(figsize=(13 if reference else 8, 7.5), constrained_layout=True)
-    grid = fig.add_gridspec(2, 2 if reference else 1, height_ratios=[2.2, 1],
-                            width_ratios=[1.4, 1] if reference else [1])
-    speed, quality = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0])
-    names = [r["step"] for r in rows]
-    x = range(len(rows))
+def _ladder(derived: dict[str, Any]) -> plt.Figure:
+    rows, loo = derived["rows"], derived["mode"] == "leave-one-out"
+    reference = json.loads(REFERENCE.read_text()) if derived["run"]["ladder"].get("reference") else None
+    talk = ([("baseline", 1.0, None)] + [(s["name"], s["cumulative_speedup"], s["step_speedup"])
+                                         for s in reference["steps"]]) if reference else []
+    n = len(rows) + (len(talk) + 1 if talk else 0)
+    fig, (speed, quality) = plt.subplots(2, 1, figsize=(max(8.0, 1.25 * n), 9.5), height_ratios=[2.0, 1.2],
+                                         sharex=True, constrained_layout=True)
     done = [r for r in rows if r["status"] == "done"]
-    top = max((r["cumulative_factor"] for r in done), default=1.0)
-    for i, r in zip(x, rows):
-        if r["status"] != "done":
-            speed.bar(i, top, color="none", edgecolor=SKIPPED, hatch="//")
-            speed.text(i, 1.0, "skipped:\n" + _wrap(r["notes"], 18), ha="center", va="bottom", fontsize=7,
-                       color="#555555")
-            continue
-        color = FLAGGED if r["quality_flag"] else OK
-        speed.bar(i, r["cumulative_factor"], color=color)
-        speed.text(i, r["cumulative_factor"] * 1.04, f"{r['cumulative_factor']:.2f}x\n(step {r['step_factor']:.2f}x)",
-                   ha="center", va="bottom", fontsize=8)
-    _log_axis(speed)
-    speed.set_ylim(min(0.5, min((r["cumulative_factor"] for r in done), default=1) * 0.7), top * 2.2)
-    speed.set_ylabel("cumulative speed-up (users/s vs first step)")
-    speed.set_title(f"Measured: ladder '{run['ladder']['name']}'\n{_subtitle(run)}", fontsize=10)
-    speed.set_xticks(list(x), [""] * len(rows))
-    speed.axhline(1.0, color="black", lw=0.6)
-
-    if done:
-        base = done[0]["ndcg@100"]
-        tol = run["ladder"]["quality_tolerance"]
-        quality.axhspan(base - tol, base + tol, color="#dddddd", label=f"first step ± {tol}")
-        for i, r in zip(x, rows):
-            if r["status"] == "done":
-                color = FLAGGED if r["quality_flag"] else OK
-                quality.plot(i, r["ndcg@100"], "o", color=color, ms=8)
-                quality.text(i, r["ndcg@100"], f"  {r['ndcg@100']:.3f}" + (" below" if r["quality_flag"] else ""),
-                             fontsize=8, va="center", color=color)
-        oracle = run["data"].get("oracle_validation", {}).get("ndcg@100")
-        if oracle:
-            quality.axhline(oracle, color="green", ls="--", lw=1, label=f"oracle {oracle:.3f}")
-        quality.legend(fontsize=7, loc="center right")
-    quality.set_ylabel("validation\nNDCG@100")
-    quality.set_xticks(list(x), [_wrap(n, 14) for n in names], fontsize=8)
-    quality.set_xlim(speed.get_xlim())
-
-    if reference:
-        talk = fig.add_subplot(grid[:, 1])
-        labels = ["baseline"] + [s["name"] for s in reference["steps"]]
-        values = [1.0] + [s["cumulative_speedup"] for s in reference["steps"]]
-        talk.bar(range(len(values)), values, color=TALK)
-        for i, (v, s) in enumerate(zip(values, [None, *reference["steps"]])):
-            talk.text(i, v * 1.04, f"{v:g}x" + (f"\n(step {s['step_speedup']}x)" if s else ""), ha="center",
-                      va="bottom", fontsize=8)
-        _log_axis(talk)
-        talk.set_ylim(0.5, max(values) * 2.2)
-        talk.set_xticks(range(len(values)), [_wrap(n, 12) for n in labels], fontsize=8)
-        talk.set_title("Published: the case study talk\n(ML-20M, DGX Station 4x V100; no quality shown)", fontsize=10)
-    for ext in ("png", "svg"):
-        fig.savefig(run_dir / f"ladder.{ext}", dpi=120)
-    plt.close(fig)
-
-
-def _time_chart(run_dir: Path, run: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-    fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.8), constrained_layout=True)
+    values = [r["total_factor"] for r in done] + [v for _, v, _ in talk]
+    top, bottom = max(values, default=1.0), min(values, default=1.0)
     for i, r in enumerate(rows):
         if r["status"] != "done":
-            ax.text(0, i, "  skipped", va="center", fontsize=8, color="#555555")
-        elif r["time_to_quality_s"] is None:
-            ax.text(0, i, "  target not reached within the budget", va="center", fontsize=8, color=FLAGGED)
+            speed.bar(i, top, bottom=bottom * 0.6, color="none", edgecolor=SKIPPED, hatch="//")
+            continue
+        base = done[0]["users_per_s"]
+        err = [[r["total_factor"] - r["window_min"] / base], [r["window_max"] / base - r["total_factor"]]]
+        speed.bar(i, r["total_factor"], color=FLAGGED if r["flagged"] else OK, yerr=err, capsize=3)
+        text = f"{r['first_over_this']:.2f}x" if loo else f"{r['total_factor']:.2f}x\n(step {r['step_factor']:.2f}x)"
+        speed.text(i, r["total_factor"] * 1.08, text, ha="center", va="bottom", fontsize=8)
+    offset = len(rows) + 1
+    for j, (_, value, step) in enumerate(talk):
+        speed.bar(offset + j, value, color=TALK)
+        speed.text(offset + j, value * 1.08, f"{value:g}x" + (f"\n(step {step:g}x)" if step else ""),
+                   ha="center", va="bottom", fontsize=8)
+    if talk:
+        speed.axvline(len(rows), color="black", lw=0.5)
+        speed.text(offset - 0.4, top * 4, "published (the talk: ML-20M, 4x V100)", fontsize=9, color="#555555")
+        speed.text(-0.4, top * 4, "measured here", fontsize=9, color="#555555")
+    _log_axis(speed)
+    speed.set_ylim(bottom * 0.5, top * 8)
+    speed.axhline(1.0, color="black", lw=0.6)
+    speed.set_ylabel("users/s relative to the first step\n(error bars: spread of the timing windows)")
+    title = "Leave-one-out from the fastest configuration" if loo else "Speed-up ladder"
+    speed.set_title(f"{title}: '{derived['ladder']}'\n{_subtitle(derived)}", fontsize=9)
+
+    quality.axhspan(done[0]["ndcg_at_budget"] - NOISE_SIGMAS * (derived["noise_sd"] or 0),
+                    done[0]["ndcg_at_budget"] + NOISE_SIGMAS * (derived["noise_sd"] or 0), color="#e3e3e3",
+                    label=f"first step ± {NOISE_SIGMAS:g} seed sd")
+    quality.axhline(derived["target"], color="black", ls="--", lw=1, label=f"target {derived['target']:.3f}")
+    for name, value in derived["baselines"].items():
+        color, style = LEVELS[name]
+        quality.axhline(value, color=color, ls=style, lw=1, label=f"{name} {value:.3f}")
+    for i, r in enumerate(rows):
+        if r["status"] == "done":
+            color = FLAGGED if r["flagged"] else OK
+            quality.plot(i, r["ndcg_at_budget"], "o", color=color, ms=7)
+            quality.annotate(f"{r['ndcg_at_budget']:.3f}" + (" below" if r["flagged"] else ""),
+                             (i, r["ndcg_at_budget"]), textcoords="offset points", xytext=(6, 4), fontsize=8,
+                             color=color)
+    if talk:
+        quality.text(offset, derived["target"], "no quality published", fontsize=8, color="#555555", va="bottom")
+    quality.set_ylabel(f"validation NDCG@100\nafter T = {derived['budget_s']:.0f} s")
+    quality.legend(fontsize=7, loc="lower left", ncol=3)
+    ticks = list(range(len(rows))) + [offset + j for j in range(len(talk))]
+    quality.set_xticks(ticks, [_label(r) for r in rows] + [_wrap(name, 14) for name, _, _ in talk], fontsize=7)
+    return fig
+
+
+def _quality_vs_time(derived: dict[str, Any]) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(10, 6.5), constrained_layout=True)
+    colors = plt.get_cmap("tab10")
+    done = [r for r in derived["rows"] if r["status"] == "done"]
+    first = done[0]
+    band = NOISE_SIGMAS * (derived["noise_sd"] or 0)
+    t0 = [p["t"] for p in first["curve"]]
+    y0 = [p["ndcg"] for p in first["curve"]]
+    ax.fill_between(t0, [y - band for y in y0], [y + band for y in y0], color=colors(0), alpha=0.15, lw=0,
+                    label=f"{first['name']} ± {NOISE_SIGMAS:g} seed sd (calibration)")
+    for k, r in enumerate(done):
+        style = "--" if r["quality_from"] else "-"
+        label = r["name"] + (" ⚠ below at T" if r["flagged"] else "") + (" (shared curve)" if r["quality_from"] else "")
+        ax.plot([p["t"] for p in r["curve"]], [p["ndcg"] for p in r["curve"]], style, color=colors(k % 10),
+                lw=1.6, marker="." if len(r["curve"]) < 40 else None, label=label)
+        if r["time_to_target_s"] is not None:
+            ax.plot(r["time_to_target_s"], derived["target"], "o", color=colors(k % 10), ms=6)
+    ax.axhline(derived["target"], color="black", ls="--", lw=1, label=f"target {derived['target']:.3f}")
+    for name, value in derived["baselines"].items():
+        color, style = LEVELS[name]
+        ax.axhline(value, color=color, ls=style, lw=1.2, label=f"{name} {value:.3f}")
+    ax.axvline(derived["budget_s"], color="black", lw=0.8)
+    ax.text(derived["budget_s"], ax.get_ylim()[0], " T", fontsize=9, va="bottom")
+    ax.set_xlim(0, derived["budget_s"] * 1.04)
+    ax.set_xlabel(f"training seconds (updates x each step's seconds per update measured at "
+                  f"{derived['speed_items']:,} items; validation excluded)")
+    ax.set_ylabel("validation NDCG@100")
+    ax.set_title(f"Quality against training time: '{derived['ladder']}'\n{_subtitle(derived)}", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def _time_to_target(derived: dict[str, Any]) -> plt.Figure:
+    rows = derived["rows"]
+    fig, ax = plt.subplots(figsize=(9, 0.55 * len(rows) + 2.0), constrained_layout=True)
+    budget = derived["budget_s"]
+    for i, r in enumerate(rows):
+        if r["status"] != "done":
+            ax.text(0, i, f"  skipped: {r['skip']}", va="center", fontsize=8, color="#555555")
+        elif r["time_to_target_s"] is None:
+            ax.barh(i, budget, color="none", edgecolor=FLAGGED, hatch="//")
+            ax.text(budget * 0.02, i, f"not reached within T = {budget:.0f} s (NDCG {r['ndcg_at_budget']:.3f})",
+                    va="center", fontsize=8, color=FLAGGED)
         else:
-            ax.barh(i, r["time_to_quality_s"], color=FLAGGED if r["quality_flag"] else OK)
-            ax.text(r["time_to_quality_s"], i, f" {r['time_to_quality_s']:.0f} s", va="center", fontsize=8)
-    ax.set_yticks(range(len(rows)), [r["step"] for r in rows], fontsize=8)
+            ax.barh(i, r["time_to_target_s"], color=FLAGGED if r["flagged"] else OK)
+            ax.text(r["time_to_target_s"], i, f" {r['time_to_target_s']:.0f} s", va="center", fontsize=8)
+    ax.set_yticks(range(len(rows)), [r["name"] for r in rows], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel(f"training seconds until validation NDCG@100 >= {run['ladder']['time_to_quality']:.0%} "
-                  "of the first step's best")
-    ax.set_title(f"Time to quality: '{run['ladder']['name']}'\n{_subtitle(run)}", fontsize=10)
-    for ext in ("png", "svg"):
-        fig.savefig(run_dir / f"time_to_quality.{ext}", dpi=120)
-    plt.close(fig)
+    ax.set_xlim(0, budget * 1.15)
+    ax.axvline(budget, color="black", lw=0.8)
+    ax.set_xlabel(f"training seconds until validation NDCG@100 >= {derived['target']:.3f} "
+                  f"({derived['target'] / derived['converged']:.0%} of the calibrated converged value)")
+    ax.set_title(f"Time to target: '{derived['ladder']}'\n{_subtitle(derived)}", fontsize=9)
+    return fig
 
 
 def _log_axis(ax: plt.Axes) -> None:

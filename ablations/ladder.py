@@ -1,22 +1,24 @@
-"""Ladder files: a baseline and steps, each a named set of overrides on the step before.
+"""Ladder files and budgets: what a run measures, resolved into one ``TrainConfig`` per step.
 
-A ladder is TOML (see ``ladders/``). ``resolve`` turns it into concrete steps for the hardware
-at hand: a float16 step becomes bfloat16 on a machine without a GPU when the step says so
-(``cpu = {...}``), and a step that cannot run (more workers than GPUs or cores, float16 without
-a GPU and no CPU form) is kept as *skipped, with its reason*; the steps after it build on the
-last step that ran.
+A ladder is TOML (see ``ladders/``): a baseline and steps, each a named set of overrides on the
+step before; or, with ``mode = "leave-one-out"``, a set of switches (each with its off value in
+``baseline`` and its on value in ``full``) from which the runner searches the fastest
+configuration (``ablations.search``). ``resolve`` turns a ladder into concrete steps for the
+hardware at hand: a float16 step becomes bfloat16 on a machine without a GPU when the step says
+so (``cpu = {...}``), a step that cannot run (more workers than GPUs or cores) is kept as
+*skipped, with its reason*, and a batch larger than the budget allows is capped, with a note.
 """
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vaecf.config import TrainConfig, replace_checked
-from vaecf.launch import horovod_installed
+from vaecf.errors import VaecfError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,22 +31,63 @@ SWITCH_NAMES = {"input": "sparse input", "pipeline": "tf.data pipeline", "precis
                 "batch_size": "larger batch", "xla": "XLA", "workers": "data parallel"}
 """How leave-one-out steps name the switch they revert."""
 
+PAPER_CODE_PATH = TrainConfig(input="dense", pipeline="feed", precision="float32", batch_size=500, workers=1)
+"""The original code's configuration: every step's time budget is a multiple of its time to target."""
+
+SPEED_FIELDS = ("batch_size", "batch_scope", "input", "pipeline", "prefetch", "precision", "xla", "workers",
+                "engine")
+"""The fields that decide what a step costs; two steps equal in these are timed once."""
+MATHS_FIELDS = ("batch_size", "batch_scope", "workers", "lr", "beta1", "beta2", "epsilon", "total_anneal_steps",
+                "anneal_cap", "precision", "seed")
+"""The fields that decide what a step computes (input path, pipeline and XLA compute the same
+function); two steps equal in these share one quality curve. Data-parallel steps are trained
+even with a global batch: their workers draw their own dropout noise."""
+
+
+class LadderError(VaecfError):
+    """A ladder file that cannot be used: unknown field, bad value, unknown ladder."""
+
 
 @dataclass(frozen=True)
 class Budget:
-    """The training budget every step gets: the same for all, so quality is comparable."""
+    """What a run trains on and for how long. Quality is trained on ``quality_dataset``; speed is
+    timed on rows of ML-20M's shape (``speed_items`` items) at each step's own batch."""
 
     name: str
-    epochs: int
+    quality_dataset: str
+    """The data every step is trained on for its quality curve (prepared by the protocol)."""
     max_batch_fraction: float
-    """Cap a step's batch at this fraction of the training users (small data sets)."""
-    dataset: str
-    """Default dataset for this budget."""
+    """A step's global batch is capped at this fraction of the quality data's training users."""
+    target_fraction: float
+    """The quality target: this fraction of the calibration's converged validation NDCG@100."""
+    time_factor: float
+    """Every step trains for this multiple of the time the baseline code path needs to reach the
+    target (its updates to target in the calibration x its measured seconds per update)."""
+    evaluations: int = 20
+    """Validations per step within that time, at equal intervals of (projected) time."""
+    calibration_seeds: int = 2
+    calibration_updates: int = 1_000
+    """Length of the calibration run at batch 500; also the most updates any step trains."""
+    windows: int = 3
+    """Interleaved timing windows per configuration (speed is their median)."""
+    warmup_steps: int = 2
+    window_steps: int = 2
+    speed_items: int = 20_108
+    """ML-20M's catalogue after the protocol: speed is always measured at this width."""
 
 
 BUDGETS = {
-    "quick": Budget("quick", epochs=3, max_batch_fraction=0.25, dataset="synthetic:small"),
-    "full": Budget("full", epochs=200, max_batch_fraction=1.0, dataset="ml-20m"),
+    # 12,000 users x 2,000 items, 40 positives per user: Mult-VAE converges in ~500 updates of 500,
+    # so every step can be trained well past the target on 2 cores; the calibration is committed.
+    "quick": Budget("quick", quality_dataset="synthetic:small,items=2000,mean_items=40",
+                    max_batch_fraction=0.25, target_fraction=0.95, time_factor=1.5),
+    # A minute's check that every step runs (tests, a new machine, the GPU check): not a measurement.
+    "smoke": Budget("smoke", quality_dataset="synthetic:tiny", max_batch_fraction=0.5, target_fraction=0.9,
+                    time_factor=1.5, evaluations=5, calibration_updates=60, warmup_steps=1, window_steps=1,
+                    speed_items=2_000),
+    # The real thing: ML-20M (116,677 training users), batches as published, 200 epochs' horizon.
+    "full": Budget("full", quality_dataset="ml-20m", max_batch_fraction=1.0, target_fraction=0.95,
+                   time_factor=1.5, calibration_updates=46_600, evaluations=40),
 }
 
 
@@ -53,13 +96,6 @@ class Hardware:
     gpus: int
     cores: int
     horovod: bool
-
-    @staticmethod
-    def detect() -> Hardware:
-        import tensorflow as tf
-
-        return Hardware(gpus=len(tf.config.list_physical_devices("GPU")), cores=os.cpu_count() or 1,
-                        horovod=horovod_installed())
 
     def describe(self) -> str:
         return f"{self.gpus} GPU(s), {self.cores} CPU core(s)" if self.gpus else f"{self.cores} CPU cores and no GPU"
@@ -70,14 +106,29 @@ class Step:
     index: int
     name: str
     change: str
-    overrides: dict[str, Any]
-    """TrainConfig fields that differ from the defaults, cumulative from the baseline."""
-    notes: list[str] = field(default_factory=list)
+    train: TrainConfig
+    notes: tuple[str, ...] = ()
     skip: str | None = None
 
     @property
     def slug(self) -> str:
         return f"{self.index:02d}-" + "".join(c if c.isalnum() else "-" for c in self.name.lower()).strip("-")
+
+    @property
+    def speed_key(self) -> str:
+        return _key(self.train, SPEED_FIELDS)
+
+    @property
+    def maths_key(self) -> str:
+        return _key(self.train, MATHS_FIELDS)
+
+
+def _key(train: TrainConfig, fields: tuple[str, ...]) -> str:
+    return ",".join(f"{name}={getattr(train, name)}" for name in fields)
+
+
+_STEP_FIELDS = {"name", "change", "set", "cpu", "recipe"}
+_RECIPES = ("large-batch",)
 
 
 @dataclass(frozen=True)
@@ -86,12 +137,13 @@ class Ladder:
     description: str
     baseline: dict[str, Any]
     steps: list[dict[str, Any]] = field(default_factory=list)
-    quality_tolerance: float = 0.02
-    time_to_quality: float = 0.95
     reference: str | None = None
+    """A published ladder (``results/reference/<name>-ladder.json``) drawn beside the measured one."""
     mode: str = "ladder"
     full: dict[str, Any] = field(default_factory=dict)
     cpu: dict[str, Any] = field(default_factory=dict)
+    needs_gpu: bool = False
+    """Refuse to run where TensorFlow sees no GPU (a check meant for GPUs, not a CPU substitute)."""
 
     @staticmethod
     def load(name_or_path: str | Path) -> Ladder:
@@ -100,58 +152,84 @@ class Ladder:
             path = LADDERS / f"{name_or_path}.toml"
         if not path.is_file():
             known = ", ".join(sorted(p.stem for p in LADDERS.glob("*.toml")))
-            raise FileNotFoundError(f"no ladder {name_or_path!r} (known: {known})")
-        data = tomllib.loads(path.read_text())
-        ladder = Ladder(**data)
-        for overrides in [ladder.baseline, ladder.full, ladder.cpu, *(s.get("set", {}) for s in ladder.steps)]:
-            replace_checked(TrainConfig(), overrides)  # names a misspelt field now, not mid-run
+            raise LadderError(f"no ladder {str(name_or_path)!r} (known: {known}, or a .toml path)")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise LadderError(f"{path}: not valid TOML ({e})") from e
+        known_fields = {f.name for f in dataclasses.fields(Ladder)}
+        if unknown := sorted(set(data) - known_fields):
+            raise LadderError(f"{path}: unknown field(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(sorted(known_fields))}")
+        try:
+            ladder = Ladder(**data)
+        except TypeError as e:
+            raise LadderError(f"{path}: {e}") from e
+        if ladder.mode not in ("ladder", "leave-one-out"):
+            raise LadderError(f"{path}: mode = {ladder.mode!r}; allowed: 'ladder', 'leave-one-out'")
+        for i, step in enumerate(ladder.steps):
+            where = f"{path}: steps[{i}]"
+            if unknown := sorted(set(step) - _STEP_FIELDS):
+                raise LadderError(f"{where}: unknown field(s) {', '.join(unknown)}; "
+                                  f"known: {', '.join(sorted(_STEP_FIELDS))}")
+            if "name" not in step:
+                raise LadderError(f"{where}: every step needs a name")
+            if step.get("recipe", _RECIPES[0]) not in _RECIPES:
+                raise LadderError(f"{where}: recipe = {step['recipe']!r}; allowed: {', '.join(_RECIPES)}")
+        tables = {"baseline": ladder.baseline, "full": ladder.full, "cpu": ladder.cpu,
+                  **{f"steps[{i}].set": s.get("set", {}) for i, s in enumerate(ladder.steps)},
+                  **{f"steps[{i}].cpu": s.get("cpu", {}) for i, s in enumerate(ladder.steps)}}
+        for where, overrides in tables.items():
+            try:
+                replace_checked(TrainConfig(), overrides)  # names a misspelt field or a bad value now, not mid-run
+            except (ValueError, TypeError, VaecfError) as e:
+                raise LadderError(f"{path}: [{where}] {e}") from e
         return ladder
-
-    def expand(self) -> list[dict[str, Any]]:
-        """Steps as ``{name, change, set, cpu}``; a leave-one-out ladder is expanded from ``full``."""
-        if self.mode == "ladder":
-            return [{"name": "baseline", "change": "the paper's code path", "set": {}}, *self.steps]
-        if self.mode != "leave-one-out":
-            raise ValueError(f"ladder {self.name}: unknown mode {self.mode!r}")
-        steps = [{"name": "fully optimised", "change": "every switch on", "set": self.full, "cpu": self.cpu,
-                  "absolute": True}]
-        for key, value in self.full.items():
-            if self.baseline.get(key, value) != value:
-                steps.append({"name": f"without {SWITCH_NAMES.get(key, key)}",
-                              "change": f"{key}: {value} -> {self.baseline[key]}",
-                              "set": {**self.full, key: self.baseline[key]}, "cpu": self.cpu, "absolute": True})
-        return steps
 
 
 def resolve(ladder: Ladder, hardware: Hardware, budget: Budget, train_users: int) -> list[Step]:
-    """Concrete steps for this hardware, budget and data size."""
+    """Concrete steps of a ``mode = "ladder"`` ladder for this hardware, budget and data size."""
+    if ladder.mode != "ladder":
+        raise LadderError(f"ladder {ladder.name!r} is a {ladder.mode} ladder: its steps come from a search")
+    baseline = TrainConfig().with_overrides(**ladder.baseline)
+    specs = [{"name": "baseline", "change": "the paper's code path", "set": {}}, *ladder.steps]
     resolved: list[Step] = []
-    current = dict(ladder.baseline)
-    cap = max(1, int(train_users * budget.max_batch_fraction))
-    for index, spec in enumerate(ladder.expand()):
-        base = dict(ladder.baseline) if spec.get("absolute") else dict(current)
-        overrides = {**base, **spec.get("set", {})}
-        notes: list[str] = []
-        skip = None
-        if overrides.get("precision") == "mixed_float16" and not hardware.gpus:
-            if spec.get("cpu"):
-                overrides.update(spec["cpu"])
-                fallback = ", ".join(f"{k}={v}" for k, v in spec["cpu"].items())
-                notes.append(f"no GPU: float16 mixed precision replaced by {fallback}")
-            else:
-                skip = "float16 mixed precision needs a GPU"
-        workers = int(overrides.get("workers", 1))
-        capacity = hardware.gpus or hardware.cores
-        if workers > capacity:
-            skip = f"needs {workers} workers; this machine has {hardware.describe()}"
-        if workers > 1 and overrides.get("engine", "horovod") == "horovod" and not hardware.horovod:
-            overrides["engine"] = "tf-distribute"
-            notes.append("Horovod is not installed: data parallel with tf.distribute instead")
-        if int(overrides.get("batch_size", 500)) > cap:
-            notes.append(f"batch {overrides['batch_size']} capped to {cap} "
-                         f"({budget.max_batch_fraction:g} of {train_users} training users)")
-            overrides["batch_size"] = cap
-        resolved.append(Step(index, spec["name"], spec.get("change", ""), overrides, notes, skip))
-        if skip is None:
-            current = overrides
+    current = baseline
+    for index, spec in enumerate(specs):
+        train, notes = cap_batch(current.with_overrides(**spec.get("set", {})), budget, train_users)
+        if spec.get("recipe") == "large-batch":  # the baseline's schedule, rescaled to this batch
+            scaled = baseline.rescaled(train.global_batch)
+            train = train.with_overrides(lr=scaled.lr, total_anneal_steps=scaled.total_anneal_steps)
+        step = fit_to(Step(index, spec["name"], spec.get("change", ""), train, notes), hardware, spec.get("cpu"))
+        resolved.append(step)
+        if step.skip is None:
+            current = step.train
     return resolved
+
+
+def cap_batch(train: TrainConfig, budget: Budget, train_users: int) -> tuple[TrainConfig, tuple[str, ...]]:
+    """``train`` with its global batch capped by the budget (small data), and the note that says so."""
+    cap = int(train_users * budget.max_batch_fraction) // train.workers * train.workers
+    if train.global_batch <= cap:
+        return train, ()
+    per_update = cap // train.workers if train.batch_scope == "worker" else cap
+    note = (f"batch {train.global_batch:,} capped to {cap:,} "
+            f"({budget.max_batch_fraction:g} of {train_users:,} training users)")
+    return train.with_overrides(batch_size=per_update), (note,)
+
+
+def fit_to(step: Step, hardware: Hardware, cpu: dict[str, Any] | None = None) -> Step:
+    """``step`` as it can run on ``hardware``: substitutions noted, or a reason to skip it."""
+    train, notes, skip = step.train, list(step.notes), None
+    if train.precision == "mixed_float16" and not hardware.gpus:
+        if cpu:
+            train = train.with_overrides(**cpu)
+            notes.append("no GPU: float16 replaced by " + ", ".join(f"{k}={v}" for k, v in cpu.items()))
+        else:
+            skip = "float16 mixed precision needs a GPU"
+    if train.workers > (hardware.gpus or hardware.cores):
+        skip = f"needs {train.workers} workers; this machine has {hardware.describe()}"
+    if train.workers > 1 and train.engine == "horovod" and not hardware.horovod:
+        train = train.with_overrides(engine="tf-distribute")
+        notes.append("Horovod not installed: tf.distribute instead")
+    return dataclasses.replace(step, train=train, notes=tuple(notes), skip=skip)

@@ -1,11 +1,15 @@
-"""Tables and charts of a ladder run, derived from its records alone (no training).
+"""Tables and charts of a ladder run, derived from its records alone (no training, no TensorFlow).
 
-Factors: a step's *step factor* is its throughput over the previous step that ran; its
-*cumulative factor* is over the first step (the baseline, or the fully optimised configuration
-in a leave-one-out ladder). Quality: a step whose best validation NDCG@100 within the budget is
-more than the ladder's tolerance below the first step's is flagged, in the table and the chart.
-Time to quality: training seconds until validation NDCG@100 first reached the ladder's
-fraction of the first step's best.
+Speed: a step's users/s is the median of its timing windows (``ablations.speed``); its *step
+factor* is over the previous step that ran, its *total factor* over the first step (in a
+leave-one-out run the first step is the fastest configuration, and the factor that matters is
+first / this: what the reverted switch was worth there).
+
+Quality: a step's validation NDCG@100 is read on its own time axis, updates x its measured
+seconds per update. Every step had the same time T; "at T" is the last validation within T.
+Time to target is the first validation at or above the target within T, or "not reached". A
+step is flagged when, at T, it is below the first step by more than twice the calibration's
+seed noise: a loss a reader can tell from noise.
 """
 
 from __future__ import annotations
@@ -15,82 +19,130 @@ import io
 from pathlib import Path
 from typing import Any
 
+from ablations.ladder import Step
+from ablations.speed import summarise
+from vaecf.config import TrainConfig
 from vaecf.io import atomic_write, read_json
 
+ML20M_TRAIN_USERS = 116_677
+"""ML-20M's training users under the paper's protocol: a step's epoch time on the real data."""
+NOISE_SIGMAS = 2.0
+"""A quality difference counts when it exceeds this many calibration seed deviations."""
 
-def load_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+
+def load_run(run_dir: Path) -> dict[str, Any]:
+    """Every record of a run: run.json, speed, the quality curves by step and the calibration."""
     run = read_json(run_dir / "run.json")
-    steps = [read_json(p) for p in sorted((run_dir / "steps").glob("*.json"))]
-    return run, sorted(steps, key=lambda s: s["index"])
+    curves = {}
+    for path in sorted((run_dir / "quality").glob("*.json")):
+        record = read_json(path)
+        for slug in record["steps"]:
+            curves[slug] = {**record, "owner": path.stem}
+    return {"run": run, "speed": read_json(run_dir / "speed.json"), "curves": curves,
+            "calibration": read_json((run_dir / run["calibration"]).resolve())}
 
 
-def derive(run: dict[str, Any], steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per step with factors, flags and time to quality."""
-    ladder = run["ladder"]
-    done = [s for s in steps if s["status"] == "done"]
-    first = done[0] if done else None
-    target = ladder["time_to_quality"] * first["validation"]["ndcg@100"] if first else None
-    rows, previous = [], None
-    for s in steps:
-        row: dict[str, Any] = {"step": s["name"], "change": s["change"], "status": s["status"],
-                               "notes": "; ".join(s["notes"] + ([s["skip_reason"]] if s["skip_reason"] else []))}
-        if s["status"] == "done":
-            t = s["throughput"]
-            ndcg = s["validation"]["ndcg@100"]
-            row.update({
-                "users_per_s": t["median"], "users_per_s_p10": t["p10"], "users_per_s_p90": t["p90"],
-                "step_factor": t["median"] / previous["throughput"]["median"] if previous else 1.0,
-                "cumulative_factor": t["median"] / first["throughput"]["median"],
-                "epoch_s": s["epoch_s_median"], "mfu": s["mfu"], "peak_rss_gib": s["peak_rss_bytes"] / 2**30,
-                "ndcg@100": ndcg, "recall@20": s["validation"]["recall@20"],
-                "recall@50": s["validation"]["recall@50"],
-                "quality_flag": ndcg < first["validation"]["ndcg@100"] - ladder["quality_tolerance"],
-                "time_to_quality_s": next((h["train_s"] for h in s["history"]
-                                           if h.get("val_ndcg@100", -1) >= target), None),
-            })
-            previous = s
+def derive(records: dict[str, Any]) -> dict[str, Any]:
+    """Rows (one per step) and the run-level facts the tables and charts need."""
+    run, speed, calibration = records["run"], records["speed"], records["calibration"]
+    budget_s, target = run["budget_s"], run["target_ndcg"]
+    noise = calibration["summary"]["noise_sd"]
+    rows: list[dict[str, Any]] = []
+    first: dict[str, Any] | None = None
+    previous: dict[str, Any] | None = None
+    for s in run["steps"]:
+        row: dict[str, Any] = {k: s[k] for k in ("slug", "name", "change", "notes", "skip")}
+        row["status"] = "skipped" if s["skip"] else "done"
+        if not s["skip"]:
+            step = Step(s["index"], s["name"], s["change"], TrainConfig(**s["train"]))
+            row.update(summarise(speed, step))
+            row["global_batch"] = step.train.global_batch
+            row["ml20m_epoch_s"] = ML20M_TRAIN_USERS / row["users_per_s"]
+            row.update(_quality(records["curves"][s["slug"]], row["seconds_per_update"], budget_s, target))
+            row["quality_from"] = None if records["curves"][s["slug"]]["owner"] == s["slug"] \
+                else records["curves"][s["slug"]]["owner"]
+            first = first or row
+            row["step_factor"] = row["users_per_s"] / previous["users_per_s"] if previous else 1.0
+            row["total_factor"] = row["users_per_s"] / first["users_per_s"]
+            row["first_over_this"] = first["users_per_s"] / row["users_per_s"]
+            row["ndcg_vs_first"] = row["ndcg_at_budget"] - first["ndcg_at_budget"]
+            row["flagged"] = noise is not None and row["ndcg_vs_first"] < -NOISE_SIGMAS * noise
+            previous = row
         rows.append(row)
-    return rows
+    return {"rows": rows, "budget_s": budget_s, "target": target, "noise_sd": noise,
+            "baselines": calibration["baselines"], "converged": calibration["summary"]["converged_ndcg"],
+            "mode": run["ladder"]["mode"], "ladder": run["ladder"]["name"], "run": run,
+            "speed_items": speed["workload"]["items"]}
 
 
-COLUMNS = ("step", "status", "users_per_s", "users_per_s_p10", "users_per_s_p90", "step_factor",
-           "cumulative_factor", "epoch_s", "mfu", "peak_rss_gib", "ndcg@100", "recall@20", "recall@50",
-           "quality_flag", "time_to_quality_s", "notes")
+def _quality(curve: dict[str, Any], seconds_per_update: float, budget_s: float, target: float) -> dict[str, Any]:
+    """A curve on this step's time axis, cut at the budget: NDCG at T and time to target."""
+    points = [{"t": p["updates"] * seconds_per_update, "updates": p["updates"], "ndcg": p["ndcg@100"],
+               "recall@20": p["recall@20"], "recall@50": p["recall@50"]} for p in curve["curve"]]
+    within = [p for p in points if p["t"] <= budget_s * (1 + 1e-9)] or points[:1]
+    reached = next((p for p in within if p["ndcg"] >= target), None)
+    last = within[-1]
+    return {"curve": within, "ndcg_at_budget": last["ndcg"], "recall20_at_budget": last["recall@20"],
+            "recall50_at_budget": last["recall@50"], "time_to_target_s": reached["t"] if reached else None,
+            "updates_in_budget": last["updates"],
+            "curve_ends_early": last["updates"] >= curve["horizon_updates"] and last["t"] < budget_s * 0.99,
+            "quality_train_s": curve["curve"][-1]["train_s"], "quality_eval_s": curve["curve"][-1]["eval_s"]}
 
 
-def to_csv(rows: list[dict[str, Any]]) -> str:
+COLUMNS = ("name", "status", "users_per_s", "window_min", "window_max", "step_p10", "step_p90", "ml20m_epoch_s",
+           "step_factor", "total_factor", "first_over_this", "mfu", "peak_rss_bytes", "device_peak_bytes",
+           "global_batch", "updates_in_budget", "ndcg_at_budget", "recall20_at_budget", "recall50_at_budget",
+           "ndcg_vs_first", "flagged", "time_to_target_s", "quality_from", "notes", "skip")
+
+
+def to_csv(derived: dict[str, Any]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    for row in derived["rows"]:
+        writer.writerow({**row, "notes": "; ".join(row["notes"])})
     return buf.getvalue()
 
 
-def to_markdown(rows: list[dict[str, Any]], run: dict[str, Any]) -> str:
-    ladder = run["ladder"]
-    lines = ["| step | users/s (p10-p90) | step x | total x | MFU | peak RSS | NDCG@100 | R@20 | R@50 | "
-             f"time to {ladder['time_to_quality']:.0%} NDCG | notes |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
+def to_markdown(derived: dict[str, Any]) -> str:
+    loo = derived["mode"] == "leave-one-out"
+    factor = "fastest / this" if loo else "step x | total x"
+    lines = [f"| step | users/s (windows) | ML-20M epoch | {factor} | MFU | peak memory | batch | "
+             f"NDCG@100 at T | vs {'fastest' if loo else 'baseline'} | time to target | notes |",
+             "|---|---|---|---|---|---|---|---|---|---|---|" + ("" if loo else "---|")]
+    for r in derived["rows"]:
         if r["status"] != "done":
-            lines.append(f"| {r['step']} | skipped | | | | | | | | | {r['notes']} |")
+            lines.append(f"| {r['name']} | skipped | |{'' if loo else ' |'} | | | | | | | {r['skip']} |")
             continue
-        flag = " ⚠ below baseline" if r["quality_flag"] else ""
-        ttq = f"{r['time_to_quality_s']:.0f} s" if r["time_to_quality_s"] is not None else "not reached"
-        lines.append(
-            f"| {r['step']} | {r['users_per_s']:.0f} ({r['users_per_s_p10']:.0f}-{r['users_per_s_p90']:.0f}) "
-            f"| {r['step_factor']:.2f} | {r['cumulative_factor']:.2f} | {r['mfu']:.2f} | {r['peak_rss_gib']:.1f} GiB "
-            f"| {r['ndcg@100']:.4f}{flag} | {r['recall@20']:.4f} | {r['recall@50']:.4f} | {ttq} | {r['notes']} |")
+        factors = f"{r['first_over_this']:.2f}" if loo else f"{r['step_factor']:.2f} | {r['total_factor']:.2f}"
+        flag = " ⚠" if r["flagged"] else ""
+        ttt = f"{r['time_to_target_s']:.0f} s" if r["time_to_target_s"] is not None else "not reached"
+        notes = "; ".join(r["notes"] + ([f"quality curve of '{r['quality_from']}' (same computation)"]
+                                        if r["quality_from"] else []))
+        rss = f"{r['peak_rss_bytes'] / 2**30:.1f} GiB" if r["peak_rss_bytes"] else "-"
+        if r["device_peak_bytes"]:
+            rss += f", GPU {r['device_peak_bytes'] / 2**30:.1f} GiB"
+        lines.append(f"| {r['name']} | {r['users_per_s']:.0f} ({r['window_min']:.0f}-{r['window_max']:.0f}) "
+                     f"| {r['ml20m_epoch_s']:.0f} s | {factors} | {r['mfu']:.2f} | {rss} | {r['global_batch']:,} "
+                     f"| {r['ndcg_at_budget']:.4f}{flag} | {r['ndcg_vs_first']:+.4f} | {ttt} | {notes} |")
+    b = derived["baselines"]
+    lines += ["", f"T = {derived['budget_s']:.0f} s per step; target NDCG@100 {derived['target']:.4f} "
+              f"({derived['target'] / derived['converged']:.0%} of the calibration's converged "
+              f"{derived['converged']:.4f}); seed noise (sd) "
+              + (f"{derived['noise_sd']:.4f}" if derived["noise_sd"] is not None else "unknown (one seed)")
+              + "; " + ", ".join(f"{k} {v:.4f}" for k, v in b.items()) + " (validation NDCG@100).",
+              "⚠: below the first step at T by more than "
+              f"{NOISE_SIGMAS:g} seed deviations. Times are updates x the step's seconds per update "
+              f"measured at {derived['speed_items']:,} items."]
     return "\n".join(lines) + "\n"
 
 
-def write_report(run_dir: Path) -> list[dict[str, Any]]:
+def write_report(run_dir: Path) -> dict[str, Any]:
     """table.csv, table.md and the charts, from the records in ``run_dir``."""
     from ablations.charts import draw
 
-    run, steps = load_run(run_dir)
-    rows = derive(run, steps)
-    atomic_write(run_dir / "table.csv", lambda tmp: tmp.write_text(to_csv(rows)))
-    atomic_write(run_dir / "table.md", lambda tmp: tmp.write_text(to_markdown(rows, run)))
-    draw(run_dir, run, rows)
-    return rows
+    derived = derive(load_run(run_dir))
+    atomic_write(run_dir / "table.csv", lambda tmp: tmp.write_text(to_csv(derived)))
+    atomic_write(run_dir / "table.md", lambda tmp: tmp.write_text(to_markdown(derived)))
+    draw(run_dir, derived)
+    return derived

@@ -1,147 +1,215 @@
-"""Run a ladder: every step trained and measured the same way, one record per step.
+"""Run a ladder: every step timed at ML-20M's shape and trained for quality in the same time.
 
-Each step is a ``vaecf train`` child process, so its peak memory is its own, its TensorFlow
-state starts clean, and a data-parallel step launches its workers like a user would. The GEMM
-ceiling (the output layer's GEMMs at the step's per-worker batch and precision) is measured in
-this process right before and right after each step; the record keeps both and uses the mean.
-Records are written atomically under ``results/<machine>/<run-id>/``; running the same command
-again skips finished steps, and a step killed mid-way resumes from its last
-finished epoch (``vaecf train`` resumes its own run folder).
+A run, in order (each part recorded as it finishes, so a killed run resumes where it stopped):
+
+1. The quality data is prepared and the hardware probed (in a child: this process never imports
+   TensorFlow). The steps are resolved for this hardware, or, for a leave-one-out ladder,
+   searched (``ablations.search``).
+2. The calibration of the quality data (``ablations.quality``) is read from
+   ``results/calibration/`` or made: it fixes the target NDCG@100, the seed noise and the budget.
+3. Speed (``ablations.speed``): every distinct configuration in interleaved windows.
+4. The time budget T: ``time_factor`` x the time the original code path needs to reach the
+   target (its calibrated updates to target x its measured seconds per update). Every step gets
+   T: each configuration that computes something different is trained for T / its seconds per
+   update, with validations at equal intervals of T; steps that compute the same function share
+   one curve, each on its own time axis.
+5. The report (``ablations.report``): table and charts, from the records alone.
+
+Folder ``results/<machine>/<ladder>-<budget>/``: ``run.json`` (identity, provenance, steps),
+``speed.json``, ``quality/*.json``, the calibration it used, tables and charts. A run refuses
+to resume when the code (git sha) or the library versions changed since it started.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import shutil
+import json
+import math
+import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ablations.ladder import BUDGETS, Budget, Hardware, Ladder, Step, resolve
-from vaecf.config import ModelConfig
+from ablations import quality, speed
+from ablations.ladder import BUDGETS, PAPER_CODE_PATH, Budget, Hardware, Ladder, Step, resolve
+from vaecf import children
 from vaecf.data.prepare import default_protocol, folder_name, prepare
 from vaecf.data.split import Split
 from vaecf.errors import VaecfError
 from vaecf.io import read_json, write_json
-from vaecf.model import flops_per_user
-from vaecf.perf import gemm_rate, machine_info, machine_name
+from vaecf.provenance import machine_name
+
+Log = Callable[[str], None]
+CALIBRATIONS = "calibration"
+"""Calibration records live in RESULTS/calibration/, one per quality data set, shared by all runs."""
 
 
-def run_id(ladder: str, dataset: str, budget: str) -> str:
+def run_id(ladder: str, budget: str) -> str:
     """Deterministic, so that running the same command again resumes the same run."""
-    return "-".join((ladder, folder_name(dataset), budget))
+    return f"{ladder}-{budget}"
 
 
-def run_ladder(ladder_name: str, dataset: str | None = None, budget_name: str = "quick",
-               results: Path = Path("results"), data_cache: Path = Path(".cache/data"),
-               source: Path | None = None, out: Path | None = None, hardware: Hardware | None = None,
-               log=print) -> Path:  # noqa: ANN001 - any print-like callable
-    """Run (or resume) every step of a ladder; returns the run folder."""
+def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None = None, source: Path | None = None,
+               results: Path = Path("results"), data_cache: Path = Path(".cache/data"), out: Path | None = None,
+               hardware: Hardware | None = None, log: Log = print) -> Path:
+    """Run (or resume) every step of a ladder; returns the run folder.
+
+    ``dataset`` replaces the budget's quality data (``source``: a local copy of it).
+    """
     ladder = Ladder.load(ladder_name)
-    budget: Budget = BUDGETS[budget_name]
-    dataset = dataset or budget.dataset
-    hardware = hardware or Hardware.detect()
-    data_dir = data_cache / folder_name(dataset)
-    split = prepare(dataset, data_dir, source=source, protocol=default_protocol(dataset))
-    run_dir = out or results / machine_name() / run_id(ladder.name, dataset, budget.name)
-    steps = resolve(ladder, hardware, budget, split.train.shape[0])
-    _start_run(run_dir, ladder, budget, dataset, data_dir, split, steps, hardware)
-    log(f"ladder {ladder.name}: {len(steps)} steps on {dataset} ({budget.name} budget, {budget.epochs} epochs) "
-        f"-> {run_dir}")
-    for step in steps:
-        record_path = run_dir / "steps" / f"{step.slug}.json"
-        if record_path.is_file():
-            log(f"[{step.index + 1}/{len(steps)}] {step.name}: done earlier, kept")
-            continue
-        if step.skip:
-            write_json(record_path, _record(step, "skipped"))
-            log(f"[{step.index + 1}/{len(steps)}] {step.name}: skipped ({step.skip})")
-            continue
-        record = _run_step(step, run_dir, data_dir, budget, split)
-        write_json(record_path, record)
-        v = record["validation"]["ndcg@100"]
-        log(f"[{step.index + 1}/{len(steps)}] {step.name}: {record['throughput']['median']:.0f} users/s, "
-            f"MFU {record['mfu']:.2f}, validation NDCG@100 {v:.4f}")
+    budget, split, data_dir = _budget_data(budget_name, dataset, source, data_cache)
+    probe = _probe()
+    hardware = hardware or Hardware(gpus=probe["gpu_count"], cores=os.cpu_count() or 1,
+                                    horovod=probe["versions"]["horovod"] is not None)
+    if ladder.needs_gpu and not hardware.gpus:
+        raise VaecfError(f"ladder {ladder.name!r} is a GPU check and TensorFlow sees no GPU here "
+                         f"({probe['versions']['tensorflow']}, CUDA {probe['cuda']}); "
+                         "install a GPU build of TensorFlow, or run another ladder")
+    run_dir = out or results / machine_name() / run_id(ladder.name, budget.name)
+    if dataset:
+        run_dir = out or run_dir.with_name(f"{run_dir.name}-{folder_name(dataset)}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    train_users = split.train.shape[0]
+    run = _start_run(run_dir, ladder, budget, split, hardware, probe)
+    log(f"ladder {ladder.name} ({budget.name} budget): quality on {budget.quality_dataset}, speed at "
+        f"{budget.speed_items:,} items, on {hardware.describe()} -> {run_dir}")
+    calibrations = results / CALIBRATIONS
+    calibration = _calibration(split, data_dir, budget, calibrations, log)
+    if ladder.mode == "leave-one-out":
+        from ablations.search import search
+
+        steps, run["search"] = search(ladder, hardware, budget, train_users, run_dir, data_cache, log)
+    else:
+        steps = resolve(ladder, hardware, budget, train_users)
+    reference = Step(-1, "the original code path (time budget)", "", PAPER_CODE_PATH)
+    speeds = speed.measure([*steps, reference], run_dir, budget, data_cache, log)
+    spu = {s.speed_key: speed.summarise(speeds, s)["seconds_per_update"]
+           for s in [*steps, reference] if s.skip is None}
+    target, budget_s = budget_and_target(calibration["summary"], budget.target_fraction, budget.time_factor,
+                                         spu[reference.speed_key])
+    run.update(steps=[_describe(s) for s in steps], target_ndcg=target, budget_s=budget_s,
+               calibration=_relative(calibrations / f"{folder_name(budget.quality_dataset)}.json", run_dir),
+               reference_speed_key=reference.speed_key)
+    write_json(run_dir / "run.json", run)
+    _train_for_quality(steps, spu, budget_s, budget, data_dir, run_dir, log)
     from ablations.report import write_report
 
     write_report(run_dir)
     return run_dir
 
 
-def _start_run(run_dir: Path, ladder: Ladder, budget: Budget, dataset: str, data_dir: Path, split: Split,
-               steps: list[Step], hardware: Hardware) -> None:
-    """Write run.json (or check the existing one describes the same run)."""
+def _probe() -> dict[str, Any]:
+    """This machine as TensorFlow sees it (GPUs, versions, CPU flags), from a child process."""
+    code = "import json; from vaecf.perf import machine_info; print('PROBE ' + json.dumps(machine_info()))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         preexec_fn=children.die_with_parent)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("PROBE ")), None)
+    if out.returncode != 0 or line is None:
+        raise VaecfError(f"could not start TensorFlow to probe this machine: {out.stderr.strip()[-500:]}")
+    return dict(json.loads(line[len("PROBE "):]))
+
+
+def _start_run(run_dir: Path, ladder: Ladder, budget: Budget, split: Split, hardware: Hardware,
+               probe: dict[str, Any]) -> dict[str, Any]:
+    """run.json: a new run, or the existing one after checking it is the same run on the same code."""
     path = run_dir / "run.json"
-    identity = {"ladder": dataclasses.asdict(ladder), "budget": dataclasses.asdict(budget), "dataset": dataset,
-                "data_hash": split.stats.get("cache_key")}
+    identity = {"ladder": dataclasses.asdict(ladder), "budget": dataclasses.asdict(budget),
+                "data_key": split.stats["cache_key"], "hardware": dataclasses.asdict(hardware)}
+    provenance = {"git_sha": probe["git_sha"], "versions": probe["versions"]}
     if path.is_file():
-        run = read_json(path)
-        if {k: run[k] for k in identity} != identity:
-            raise VaecfError(f"{run_dir} holds another run (ladder, budget or data differ); "
+        run: dict[str, Any] = read_json(path)
+        if {k: run.get(k) for k in identity} != json.loads(json.dumps(identity)):
+            raise VaecfError(f"{run_dir} holds another run (ladder, budget, data or hardware differ); "
                              "remove it or choose another --out")
-        return
-    run = {**identity, "machine": machine_info(), "hardware": dataclasses.asdict(hardware),
-           "data_dir": str(data_dir), "data": split.stats, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-           "steps": [dataclasses.asdict(s) for s in steps]}
+        if {k: run["machine"].get(k) for k in provenance} != provenance:
+            raise VaecfError(f"{run_dir} was started with code {run['machine']['git_sha']} and "
+                             f"{run['machine']['versions']}; now {probe['git_sha']} and {probe['versions']}: "
+                             "a run's measurements must come from one code and library state: finish it with "
+                             "those, or start a new run (remove the folder or choose another --out)")
+        return run
+    run = {**identity, "machine": probe, "data": split.stats, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     write_json(path, run)
+    return run
 
 
-def _run_step(step: Step, run_dir: Path, data_dir: Path, budget: Budget,
-              split: Split) -> dict[str, Any]:
-    train_dir = run_dir / "steps" / step.slug
-    sets = [f"--set={k}={v}" for k, v in {**step.overrides, "epochs": budget.epochs, "eval_every": 1}.items()]
-    cmd = [sys.executable, "-m", "vaecf", "train", "--data", str(data_dir), "--out", str(train_dir), *sets]
-    train_dir.mkdir(parents=True, exist_ok=True)
-    rate_before = _ceiling(step, split)
-    start = time.perf_counter()
-    with open(train_dir / "train.log", "a") as stdout:
-        done = subprocess.run(cmd, stdout=stdout, stderr=None)
-    if done.returncode != 0:
-        raise VaecfError(f"step {step.name!r} failed (exit {done.returncode}); its log: {train_dir / 'train.log'}; "
-                         "finished steps are kept and the next run resumes here")
-    result = read_json(train_dir / "result.json")
-    history = read_json(train_dir / "history.json")
-    config = read_json(train_dir / "config.json")["config"]
-    wall = time.perf_counter() - start
-    rates = [rate_before, _ceiling(step, split)]
-    rate = sum(rates) / 2
-    fpu = flops_per_user(split.n_items, ModelConfig(**{**config["model"], "hidden": tuple(config["model"]["hidden"])}),
-                         split.train.nnz / split.train.shape[0])
-    # Checkpoints are for resuming the step; once its record exists they are dead weight.
-    for folder in ("ckpt", "best"):
-        shutil.rmtree(train_dir / folder, ignore_errors=True)
-    epoch_s = sorted(h["epoch_s"] for h in history)
-    return {
-        **_record(step, "done"),
-        "config": config,
-        "throughput": result["users_per_s"],
-        "epoch_s_median": epoch_s[len(epoch_s) // 2],
-        "train_s": result["train_s"],
-        "wall_s": wall,
-        "peak_rss_bytes": result["peak_rss_bytes"],
-        "device_peak_bytes": result["device_peak_bytes"],
-        "gemm_flops": rate,
-        "gemm_flops_before_after": rates,
-        "flops_per_user": fpu,
-        "mfu": fpu * result["users_per_s"]["median"] / rate,
-        "validation": result["validation"],
-        "best_epoch": result["best_epoch"],
-        "history": [{k: h[k] for k in ("epoch", "train_s", "loss", "val_ndcg@100") if k in h} for h in history],
-    }
+def _calibration(split: Split, data_dir: Path, budget: Budget, calibrations: Path, log: Log) -> dict[str, Any]:
+    path = calibrations / f"{folder_name(budget.quality_dataset)}.json"
+    if path.is_file():
+        record: dict[str, Any] = read_json(path)
+        if record["cache_key"] == split.stats["cache_key"] and len(record["seeds"]) >= budget.calibration_seeds \
+                and "summary" in record:
+            return record
+    log(f"no calibration of {budget.quality_dataset} at {path} yet: making it (the paper's recipe, "
+        f"{budget.calibration_seeds} seeds x {budget.calibration_updates} updates)")
+    return quality.calibrate(split, data_dir, budget.calibration_seeds, budget.calibration_updates, path, log)
 
 
-def _ceiling(step: Step, split: Split) -> float:
-    """The GEMM rate a step is measured against: its per-worker batch at its precision.
+def _train_for_quality(steps: list[Step], spu: dict[str, float], budget_s: float, budget: Budget,
+                       data_dir: Path, run_dir: Path, log: Log) -> None:
+    """One curve per distinct computation, long enough for the fastest step that shares it."""
+    groups: dict[str, list[Step]] = {}
+    for s in steps:
+        if s.skip is None:
+            groups.setdefault(s.maths_key, []).append(s)
+    for key, members in groups.items():
+        first = members[0]
+        horizon = budget.calibration_updates * PAPER_CODE_PATH.global_batch // first.train.global_batch
+        fastest = min(spu[s.speed_key] for s in members)
+        updates = max(1, min(horizon, math.ceil(budget_s / fastest)))
+        every = max(1, math.floor(budget_s / budget.evaluations / fastest))
+        path = run_dir / "quality" / f"{first.slug}.json"
+        if path.is_file():
+            saved = read_json(path)
+            if saved["maths_key"] == key and saved["updates"] == updates and saved["every"] == every:
+                continue
+        log(f"quality: {first.name} ({updates} updates at batch {first.train.global_batch:,}, "
+            f"validation every {every})" + (f"; shared with {', '.join(s.name for s in members[1:])}"
+                                            if len(members) > 1 else ""))
+        result = quality.train_curve(data_dir, first.train, updates, every, run_dir / "quality" / f".{first.slug}",
+                                     run_dir / "quality" / f"{first.slug}.log")
+        write_json(path, {"maths_key": key, "steps": [s.slug for s in members], "updates": updates, "every": every,
+                          "horizon_updates": horizon, "train": dataclasses.asdict(first.train), **result})
 
-    Measured around the step, so that a machine shared with other work is compared with
-    itself at about the same moment.
-    """
-    per_worker = int(step.overrides.get("batch_size", 500)) // int(step.overrides.get("workers", 1))
-    return gemm_rate(per_worker, ModelConfig().hidden[-1], split.n_items, step.overrides.get("precision", "float32"))
+
+def budget_and_target(summary: dict[str, Any], target_fraction: float, time_factor: float,
+                      reference_spu: float) -> tuple[float, float]:
+    """The target NDCG (a fraction of the calibrated converged value) and every step's time budget:
+    ``time_factor`` x the calibrated updates to that target x the original code path's seconds per update."""
+    target = target_fraction * summary["converged_ndcg"]
+    to_target = quality.updates_to(summary, target)
+    if to_target is None:  # cannot happen for a fraction <= 1 of the curve's own best; guards a bad record
+        raise VaecfError(f"the calibration never reaches {target_fraction:.0%} of its best NDCG")
+    return target, time_factor * to_target * reference_spu
 
 
-def _record(step: Step, status: str) -> dict[str, Any]:
-    return {"index": step.index, "name": step.name, "change": step.change, "status": status,
-            "skip_reason": step.skip, "notes": step.notes, "overrides": step.overrides}
+def _describe(step: Step) -> dict[str, Any]:
+    return {"index": step.index, "slug": step.slug, "name": step.name, "change": step.change,
+            "train": dataclasses.asdict(step.train), "notes": list(step.notes), "skip": step.skip,
+            "speed_key": step.speed_key, "maths_key": step.maths_key}
+
+
+def _relative(path: Path, start: Path) -> str:
+    return os.path.relpath(path.resolve(), start.resolve())
+
+
+def calibrate_only(budget_name: str, dataset: str | None = None, source: Path | None = None,
+                   results: Path = Path("results"), data_cache: Path = Path(".cache/data"), log: Log = print) -> Path:
+    """Make (or finish) the calibration of a budget's quality data; returns its record's path."""
+    budget, split, data_dir = _budget_data(budget_name, dataset, source, data_cache)
+    calibrations = results / CALIBRATIONS
+    _calibration(split, data_dir, budget, calibrations, log)
+    return calibrations / f"{folder_name(budget.quality_dataset)}.json"
+
+
+def _budget_data(budget_name: str, dataset: str | None, source: Path | None,
+                 data_cache: Path) -> tuple[Budget, Split, Path]:
+    """The budget (with its quality data replaced by ``dataset`` when given) and that data, prepared."""
+    budget = BUDGETS[budget_name]
+    if dataset:
+        budget = dataclasses.replace(budget, quality_dataset=dataset)
+    data_dir = data_cache / folder_name(budget.quality_dataset)
+    split = prepare(budget.quality_dataset, data_dir, source=source, protocol=default_protocol(budget.quality_dataset))
+    return budget, split, data_dir

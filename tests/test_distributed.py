@@ -190,3 +190,32 @@ def test_compare_workers_measures_one_and_two_workers_of_each_engine() -> None:
             continue
         # 12 steps of 100 users per epoch: every worker count takes the same steps and users
         assert row["steps"] == 12 and row["users"] == 1200 and row["step_users_per_s"]["median"] > 0
+
+
+class _Worker:
+    """The sharding of a data-parallel world, without its collectives."""
+
+    def __init__(self, rank: int, size: int) -> None:
+        self.rank, self.size = rank, size
+
+    def shard(self, order: np.ndarray, batch_size: int) -> np.ndarray:
+        return shard_users(order, batch_size, self.rank, self.size)
+
+
+@pytest.mark.parametrize("scope, per_worker", [("global", 30), ("worker", 60)])
+def test_each_worker_trains_on_its_own_users_of_every_global_batch(scope: str, per_worker: int) -> None:
+    """The talk's pitfall: N workers must not train on copies of the same users."""
+    from vaecf.config import RunConfig, TrainConfig
+    from vaecf.train import Trainer
+
+    config = RunConfig(train=TrainConfig(batch_size=60, workers=2, batch_scope=scope))
+    train = np.ones((600, 4), np.float32)
+    shards = []
+    for rank in range(2):
+        trainer = Trainer.__new__(Trainer)  # only the epoch's sharding is exercised here
+        trainer.config, trainer.world = config, _Worker(rank, 2)
+        order, users_per_step = trainer._epoch_shard(train, epoch=0)
+        assert users_per_step == per_worker
+        shards.append(order.reshape(-1, per_worker))
+    for a, b in zip(*shards):  # step by step: disjoint, and together one global batch of the epoch's order
+        assert not set(a) & set(b) and len(a) + len(b) == config.train.global_batch

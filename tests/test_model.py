@@ -4,7 +4,8 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 from vaecf.config import ModelConfig
-from vaecf.model import MultVAE, flops_per_user, multinomial_nll, output_nll, sparse_matmul
+from vaecf.flops import flops_per_user
+from vaecf.model import MultVAE, multinomial_nll, output_nll, sparse_matmul
 from vaecf.pipeline import to_sparse_tensor
 
 ITEMS = 50

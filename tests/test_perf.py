@@ -1,8 +1,8 @@
 import tensorflow as tf
 
 from vaecf.config import ModelConfig
-from vaecf.model import flops_per_user
-from vaecf.perf import best_time, gemm_rate, output_gemm_flops
+from vaecf.flops import flops_per_user, output_gemm_flops
+from vaecf.perf import best_time, gemm_rate
 
 
 def test_best_time_warms_up_once_then_keeps_the_fastest_call() -> None:

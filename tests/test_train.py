@@ -110,3 +110,31 @@ def test_throughput_excludes_warmup_and_partial_batches(tiny_split: Split) -> No
     trainer.train_epoch(tiny_split.train, 0)
     full_batches = tiny_split.train.shape[0] // 40
     assert trainer.throughput.summary()["steps"] == full_batches - 3
+
+
+def test_validation_schedule_counts_updates_and_keeps_its_time_out_of_training(tiny_split: Split,
+                                                                               monkeypatch) -> None:
+    import time
+
+    trainer = Trainer(tiny_split.n_items, config(batch_size=40))
+    evaluate = trainer.evaluate
+
+    def slow_evaluate(*args, **kwargs):
+        time.sleep(0.5)
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "evaluate", slow_evaluate)
+    start = time.perf_counter()
+    curve = trainer.train_updates(tiny_split, updates=25, eval_every=10)  # 6 updates per epoch: crosses epochs
+    wall = time.perf_counter() - start
+    assert [p["updates"] for p in curve] == [10, 20, 25]
+    assert [p["users"] for p in curve] == [400, 800, 1000]
+    assert curve[-1]["eval_s"] >= 3 * 0.5
+    assert curve[-1]["train_s"] <= wall - 3 * 0.5  # the sleeping validations are not training time
+    assert trainer.optimizer.iterations.numpy() == 25
+
+
+def test_no_annealing_steps_means_the_cap_from_the_start_not_nan(tiny_split: Split) -> None:
+    trainer = Trainer(tiny_split.n_items, config(total_anneal_steps=0, epochs=1))
+    stats = trainer.train_epoch(tiny_split.train, 0)
+    assert np.isfinite(stats["loss"])

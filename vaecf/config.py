@@ -15,6 +15,7 @@ InputKind = Literal["dense", "sparse"]
 Pipeline = Literal["feed", "tfdata"]
 ModelKind = Literal["vae", "dae"]
 Engine = Literal["horovod", "tf-distribute"]
+BatchScope = Literal["global", "worker"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,17 @@ class ModelConfig:
     weight_decay: float = 0.0
     """L2 coefficient lam; the loss adds 2 * lam * sum(w^2) / 2 over weights, as the paper's code."""
 
+    def encoder_shapes(self, n_items: int) -> list[tuple[int, int]]:
+        """(fan-in, fan-out) of each encoder layer; the VAE's last one emits mean and log-variance."""
+        dims = [n_items, *self.hidden]
+        outs = [*self.hidden, 2 * self.latent if self.kind == "vae" else self.latent]
+        return list(zip(dims, outs))
+
+    def decoder_shapes(self, n_items: int) -> list[tuple[int, int]]:
+        """(fan-in, fan-out) of each decoder layer: the encoder mirrored back to the items."""
+        dims = [self.latent, *reversed(self.hidden), n_items]
+        return list(zip(dims[:-1], dims[1:]))
+
     @staticmethod
     def for_kind(kind: ModelKind, batch_size: int = 500) -> ModelConfig:
         """The paper's settings: VAE with no weight decay; DAE [I->200->I] with lam = 0.01 / batch."""
@@ -80,9 +92,31 @@ class TrainConfig:
     workers: int = 1
     engine: Engine = "horovod"
     """Data-parallel engine when workers > 1."""
+    batch_scope: BatchScope = "global"
+    """What ``batch_size`` counts with N workers: the global batch (each worker B/N users, the same
+    steps as one worker with B) or each worker's batch (global N x B, the talk's "equivalent to one
+    GPU with a multiplied batch size"; the learning rate is not changed by that)."""
+
+    @property
+    def global_batch(self) -> int:
+        """Users per optimizer update, over all workers."""
+        return self.batch_size * self.workers if self.batch_scope == "worker" else self.batch_size
 
     def with_overrides(self, **overrides: Any) -> TrainConfig:
         return replace_checked(self, overrides)
+
+    def rescaled(self, global_batch: int) -> TrainConfig:
+        """A large-batch recipe: this configuration at ``global_batch`` users per update, schedule rescaled.
+
+        The learning rate grows with the square root of the batch (Adam's gradient noise falls as
+        1/sqrt(B)); KL annealing reaches its cap after the same number of *users* as before, so its
+        steps shrink by the batch ratio. From the paper's settings to NVIDIA's batch 24,576 this gives
+        lr 0.0070 (NVIDIA: 0.004) and 4,069 anneal steps (NVIDIA: 15,000 with cap 0.1).
+        """
+        ratio = global_batch / self.global_batch
+        per_update = global_batch // self.workers if self.batch_scope == "worker" else global_batch
+        return dataclasses.replace(self, batch_size=per_update, lr=self.lr * ratio**0.5,
+                                   total_anneal_steps=round(self.total_anneal_steps / ratio))
 
 
 PRESETS: dict[str, TrainConfig] = {

@@ -25,8 +25,15 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
-    text = json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n"
+    """Write ``obj`` as indented, strict JSON (no NaN or Infinity), atomically.
+
+    A non-finite number in a record is a measurement that went wrong: it is refused here rather
+    than written as the bare ``NaN`` that other JSON readers reject. Missing values are ``None``.
+    """
+    try:
+        text = json.dumps(obj, indent=2, sort_keys=False, default=_jsonable, allow_nan=False) + "\n"
+    except ValueError as e:
+        raise ValueError(f"{path}: refusing to write a non-finite number into a record ({e})") from e
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
 

@@ -50,14 +50,9 @@ class MultVAE(tf.Module):
         self.n_items = n_items
         self.dtype = compute_dtype(precision)
         self.is_vae = cfg.kind == "vae"
-        # Encoder [I, *hidden, latent] (the VAE's last layer emits mean and log-variance);
-        # decoder mirrors it back to the items.
-        q_dims = [n_items, *cfg.hidden, cfg.latent]
-        p_dims = [cfg.latent, *reversed(cfg.hidden), n_items]
-        q_out = [*q_dims[1:-1], 2 * cfg.latent if self.is_vae else cfg.latent]
         init = np.random.RandomState(seed)
-        self.encoder = [_dense(init, i, o, f"q{k}") for k, (i, o) in enumerate(zip(q_dims[:-1], q_out))]
-        self.decoder = [_dense(init, i, o, f"p{k}") for k, (i, o) in enumerate(zip(p_dims[:-1], p_dims[1:]))]
+        self.encoder = [_dense(init, i, o, f"q{k}") for k, (i, o) in enumerate(cfg.encoder_shapes(n_items))]
+        self.decoder = [_dense(init, i, o, f"p{k}") for k, (i, o) in enumerate(cfg.decoder_shapes(n_items))]
 
     @property
     def weights(self) -> list[tf.Variable]:
@@ -228,19 +223,3 @@ def _dense(init: np.random.RandomState, fan_in: int, fan_out: int, name: str) ->
 def _subseed(seed: tf.Tensor, k: int) -> tf.Tensor:
     """A distinct stateless seed per random draw within one step."""
     return tf.stack([seed[0], seed[1] * 4 + k])
-
-
-def flops_per_user(n_items: int, cfg: ModelConfig, nnz_per_user: float) -> float:
-    """Training FLOPs per user (forward + backward) of the matmuls, the work that must be done.
-
-    The first layer counts only its nonzero inputs (a dense-input implementation does more
-    work, which shows up as a lower utilisation); its input gradient is never needed.
-    Elementwise work (tanh, softmax, Adam) is not counted: it is overhead against this ceiling.
-    """
-    q_dims = [n_items, *cfg.hidden, cfg.latent]
-    p_dims = [cfg.latent, *reversed(cfg.hidden), n_items]
-    q_out = [*q_dims[1:-1], 2 * cfg.latent if cfg.kind == "vae" else cfg.latent]
-    layers = list(zip(q_dims[:-1], q_out)) + list(zip(p_dims[:-1], p_dims[1:]))
-    first = 2 * 2 * nnz_per_user * layers[0][1]  # forward + weight gradient
-    rest = sum(3 * 2 * i * o for i, o in layers[1:])  # forward + weight grad + input grad
-    return float(first + rest)

@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from vaecf.flops import output_gemm_flops
 from vaecf.model import compute_dtype
+from vaecf.provenance import cpu_flags, cpu_model, git_sha, package_version
 
 
 def gemm_rate(batch: int, hidden: int, n_items: int, precision: str = "float32",
@@ -40,11 +44,6 @@ def gemm_rate(batch: int, hidden: int, n_items: int, precision: str = "float32",
         return tf.reduce_sum(out[:1, :1]) + tf.reduce_sum(dw[:1, :1]) + tf.reduce_sum(dh[:1, :1])
 
     return output_gemm_flops(batch, hidden, n_items) / best_time(three, repeats)
-
-
-def output_gemm_flops(batch: int, hidden: int, n_items: int) -> float:
-    """FLOPs of the output layer's three GEMMs (forward, weight and input gradients) for one batch."""
-    return 3 * 2.0 * batch * hidden * n_items
 
 
 def best_time(fn: Callable[[], Any], repeats: int) -> float:
@@ -72,21 +71,27 @@ def peak_rss_bytes(children: bool = False) -> int:
     return int(kib * (1 if sys.platform == "darwin" else 1024))
 
 
+def reset_peak_memory() -> None:
+    """Start a new peak for ``window_peak_bytes``: Linux's resident high-water mark, and the GPU's."""
+    with suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+    if tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.reset_memory_stats("GPU:0")
+
+
+def window_peak_bytes() -> dict[str, int | None]:
+    """Peak RSS (Linux VmHWM) and GPU memory since ``reset_peak_memory`` (None where not measurable)."""
+    rss = None
+    with suppress(OSError, AttributeError):
+        rss = int(re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) * 1024  # type: ignore[union-attr]
+    return {"peak_rss_bytes": rss, "device_peak_bytes": device_peak_bytes()}
+
+
 def device_peak_bytes() -> int | None:
     """Peak GPU memory in use by TensorFlow on the first GPU, or None without one."""
     if not tf.config.list_physical_devices("GPU"):
         return None
     return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def gpus() -> list[str]:
@@ -97,37 +102,30 @@ def gpus() -> list[str]:
     return names
 
 
-def git_sha(repo: Path | None = None) -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo or Path(__file__).parent,
-                             capture_output=True, text=True, check=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=repo or Path(__file__).parent, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
+def _nvidia_driver() -> str | None:
+    with suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20, check=True)
+        return out.stdout.strip().splitlines()[0]
+    return None
 
 
 def machine_info() -> dict[str, Any]:
     """What a result record needs to say about where it was measured."""
-    import numpy
-    import pandas
-    import scipy
-
     gpu_names = gpus()
+    build = tf.sysconfig.get_build_info()
     return {
         "hostname": platform.node(),
         "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
         "cores": os.cpu_count(),
         "gpus": gpu_names,
         "gpu_count": len(gpu_names),
+        "gpu_driver": _nvidia_driver() if gpu_names else None,
+        "cuda": build.get("cuda_version"),
+        "cudnn": build.get("cudnn_version"),
         "python": platform.python_version(),
-        "versions": {"tensorflow": tf.__version__, "numpy": numpy.__version__,
-                     "scipy": scipy.__version__, "pandas": pandas.__version__},
+        "versions": {"tensorflow": tf.__version__,
+                     **{name: package_version(name) for name in ("numpy", "scipy", "pandas", "horovod")}},
         "git_sha": git_sha(),
     }
-
-
-def machine_name() -> str:
-    """A short folder name for results: host, or $VAECF_MACHINE when set."""
-    return os.environ.get("VAECF_MACHINE") or platform.node() or "unknown"

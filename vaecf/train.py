@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from vaecf.config import RunConfig
 from vaecf.data.split import Split
-from vaecf.errors import TrainingError
+from vaecf.errors import DataError, TrainingError
 from vaecf.io import read_json, write_json
 from vaecf.log import EpochLog, progress
 from vaecf.metrics import Evaluation, evaluate
@@ -93,9 +93,9 @@ class Throughput:
     def record(self, users: int, seconds: float) -> None:
         self.users_per_s.append(users / seconds)
 
-    def summary(self) -> dict[str, float]:
-        if not self.users_per_s:
-            return {"median": math.nan, "p10": math.nan, "p90": math.nan, "steps": 0}
+    def summary(self) -> dict[str, float | None]:
+        if not self.users_per_s:  # fewer steps than the warm-up: nothing was timed (null, not NaN)
+            return {"median": None, "p10": None, "p90": None, "steps": 0}
         v = np.asarray(self.users_per_s)
         p10, med, p90 = np.percentile(v, [10, 50, 90])
         return {"median": float(med), "p10": float(p10), "p90": float(p90), "steps": int(v.size)}
@@ -106,7 +106,7 @@ class FitResult:
     history: list[dict[str, Any]]
     best_epoch: int
     best: dict[str, float]
-    throughput: dict[str, float]
+    throughput: dict[str, float | None]
     train_seconds: float
 
 
@@ -139,9 +139,12 @@ class Trainer:
         """This worker's loss and (loss-scaled) gradients: the part XLA compiles."""
         t = self.config.train
         it = self.optimizer.iterations
-        anneal = tf.minimum(t.anneal_cap, tf.cast(it, tf.float32) / float(t.total_anneal_steps))
         if self.config.model.kind == "dae":
             anneal = tf.constant(0.0)
+        elif t.total_anneal_steps == 0:  # no annealing: the cap from the first step, as the authors' code does
+            anneal = tf.constant(t.anneal_cap)
+        else:
+            anneal = tf.minimum(t.anneal_cap, tf.cast(it, tf.float32) / float(t.total_anneal_steps))
         seed = tf.stack([tf.constant(t.seed + 7919 * self.world.rank, tf.int64), it])
         with tf.GradientTape() as tape:
             loss = self.model.loss(x, anneal, training=True, seed=seed)
@@ -165,18 +168,66 @@ class Trainer:
     def train_epoch(self, train: sp.csr_matrix, epoch: int, max_steps: int | None = None,
                     show_progress: bool | None = None) -> dict[str, float]:
         """Run one epoch (or ``max_steps`` steps of it); returns loss means and timing."""
-        t = self.config.train
-        order = self.world.shard(epoch_order(train.shape[0], t.seed, epoch), t.batch_size)
-        per_worker = t.batch_size // self.world.size
+        order, per_worker = self._epoch_shard(train, epoch)
         n_steps = math.ceil(len(order) / per_worker)
         if max_steps is not None:
             n_steps = min(n_steps, max_steps)
             order = order[: n_steps * per_worker]
-        it = batches(train, order, per_worker, t.input, t.pipeline, t.prefetch, pad=t.xla and t.input == "sparse")
         sums = np.zeros(3)
-        start = last = time.perf_counter()
+        start = time.perf_counter()
         bar = progress(n_steps, f"epoch {epoch}", show_progress)
-        for k, x in zip(range(n_steps), it):
+        for _, values in zip(range(n_steps), self._steps(train, order, per_worker, epoch)):
+            sums += values
+            bar.update(1)
+        bar.close()
+        seconds = time.perf_counter() - start
+        steps = max(n_steps, 1)
+        return {"loss": sums[0] / steps, "neg_ll": sums[1] / steps, "kl": sums[2] / steps,
+                "steps": n_steps, "epoch_s": seconds, "users": len(order) * self.world.size}
+
+    def train_updates(self, split: Split, updates: int, eval_every: int) -> list[dict[str, Any]]:
+        """Train ``updates`` steps across epochs, validating every ``eval_every`` steps (and after the last).
+
+        Returns one record per validation: updates and users so far, training seconds (validation
+        excluded: the clock stops while it runs) and the validation seconds on their own. Validation
+        happens on rank 0; the other workers wait for it in the next step's all-reduce.
+        """
+        curve: list[dict[str, Any]] = []
+        done, train_s, eval_s, epoch = 0, 0.0, 0.0, 0
+        while done < updates:
+            order, per_worker = self._epoch_shard(split.train, epoch)
+            start = time.perf_counter()
+            for _ in self._steps(split.train, order, per_worker, epoch):
+                done += 1
+                if done % eval_every == 0 or done == updates:
+                    train_s += time.perf_counter() - start
+                    if self.world.rank == 0:
+                        before = time.perf_counter()
+                        metrics = self.evaluate(split, "validation").metrics
+                        eval_s += time.perf_counter() - before
+                        curve.append({"updates": done, "users": done * self.config.train.global_batch,
+                                      "train_s": train_s, "eval_s": eval_s, **metrics})
+                    start = time.perf_counter()
+                if done == updates:
+                    break
+            else:
+                train_s += time.perf_counter() - start
+            epoch += 1
+        return curve
+
+    def _epoch_shard(self, train: sp.csr_matrix, epoch: int) -> tuple[np.ndarray, int]:
+        """This worker's users of ``epoch`` in order, and its users per step."""
+        t = self.config.train
+        order = self.world.shard(epoch_order(train.shape[0], t.seed, epoch), t.global_batch)
+        return order, t.global_batch // self.world.size
+
+    def _steps(self, train: sp.csr_matrix, order: np.ndarray, per_worker: int,
+               epoch: int) -> Iterator[np.ndarray]:
+        """Train on ``order`` batch by batch; yield each step's (total, neg_ll, kl) losses."""
+        t = self.config.train
+        it = batches(train, order, per_worker, t.input, t.pipeline, t.prefetch, pad=t.xla and t.input == "sparse")
+        last = time.perf_counter()
+        for k, x in enumerate(it):
             loss = self.step(x)
             values = np.array([float(loss.total), float(loss.neg_ll), float(loss.kl)])  # syncs the device
             now = time.perf_counter()
@@ -188,14 +239,8 @@ class Trainer:
             self._steps_seen += 1
             if self._steps_seen > self.warmup_steps and users == per_worker:
                 self.throughput.record(users * self.world.size, now - last)
-            last = now
-            sums += values
-            bar.update(1)
-        bar.close()
-        seconds = time.perf_counter() - start
-        steps = max(n_steps, 1)
-        return {"loss": sums[0] / steps, "neg_ll": sums[1] / steps, "kl": sums[2] / steps,
-                "steps": n_steps, "epoch_s": seconds, "users": len(order) * self.world.size}
+            yield values
+            last = time.perf_counter()  # the consumer's time (validation, bookkeeping) is not the step's
 
     # -- evaluation --------------------------------------------------------------------------------
     def scores(self, foldin: sp.csr_matrix) -> np.ndarray:
@@ -204,7 +249,11 @@ class Trainer:
 
     def evaluate(self, split: Split, part: str = "validation") -> Evaluation:
         foldin, target = split.heldout(part)
-        return evaluate(self.scores, foldin, target)
+        result = evaluate(self.scores, foldin, target)
+        if result.users == 0:
+            raise DataError(f"no {part} user has target items ({result.users_without_targets} users without): "
+                            "the metrics would be NaN; prepare the data with more heldout users")
+        return result
 
     # -- the whole run -----------------------------------------------------------------------------
     def fit(self, split: Split, out: Path | None = None, log: EpochLog | None = None,

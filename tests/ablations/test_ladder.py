@@ -1,54 +1,88 @@
+"""Ladders resolve into TrainConfig steps for the hardware at hand; bad files are named precisely."""
+
 import pytest
 
-from ablations.ladder import BUDGETS, Hardware, Ladder, resolve
+from ablations.ladder import BUDGETS, PAPER_CODE_PATH, Hardware, Ladder, LadderError, resolve
+from vaecf.config import TrainConfig
 
 CPU2 = Hardware(gpus=0, cores=2, horovod=False)
 GPU4 = Hardware(gpus=4, cores=32, horovod=True)
 
 
-def steps(name: str, hardware: Hardware, train_users: int = 100_000):
+def steps(name: str, hardware: Hardware, train_users: int = 200_000):
     return resolve(Ladder.load(name), hardware, BUDGETS["quick"], train_users)
 
 
 def test_case_study_on_cpu_uses_bfloat16_and_skips_four_workers_with_reason() -> None:
     resolved = {s.name: s for s in steps("case-study", CPU2)}
     amp = resolved["automatic mixed precision"]
-    assert amp.overrides["precision"] == "mixed_bfloat16" and amp.skip is None
+    assert amp.train.precision == "mixed_bfloat16" and amp.skip is None
     assert any("bfloat16" in n for n in amp.notes)
-    horovod = resolved["horovod 4 workers"]
-    assert horovod.skip == "needs 4 workers; this machine has 2 CPU cores and no GPU"
+    assert resolved["horovod 4 workers"].skip == "needs 4 workers; this machine has 2 CPU cores and no GPU"
 
 
-def test_case_study_on_four_gpus_runs_every_step_as_published() -> None:
-    resolved = steps("case-study", GPU4)
-    assert all(s.skip is None for s in resolved)
-    assert resolved[-1].overrides["workers"] == 4 and resolved[-1].overrides["engine"] == "horovod"
-    assert resolved[3].overrides["precision"] == "mixed_float16"
+def test_case_study_horovod_keeps_each_workers_batch_as_the_talk_did() -> None:
+    horovod = steps("case-study", GPU4, train_users=1_000_000)[-1]
+    assert horovod.skip is None and horovod.train.engine == "horovod"
+    assert horovod.train.batch_size == 24_576 and horovod.train.global_batch == 4 * 24_576
+    assert horovod.train.lr == TrainConfig().lr  # the talk's rule: the learning rate is not changed
+
+
+def test_attribution_splits_data_parallel_by_global_batch() -> None:
+    parallel = next(s for s in steps("attribution", GPU4) if s.name == "data parallel x2")
+    assert parallel.train.workers == 2 and parallel.train.global_batch == parallel.train.batch_size
+
+
+def test_large_batch_recipe_rescales_the_baselines_schedule_and_the_naive_step_does_not() -> None:
+    by_name = {s.name: s.train for s in steps("attribution", GPU4)}
+    naive, recipe = by_name["larger batch"], by_name["large-batch recipe"]
+    assert naive.batch_size == recipe.batch_size == 24_576
+    assert naive.lr == 1e-3 and naive.total_anneal_steps == 200_000
+    assert recipe.lr == pytest.approx(1e-3 * (24_576 / 500) ** 0.5)
+    assert recipe.total_anneal_steps == round(200_000 * 500 / 24_576)
 
 
 def test_steps_after_a_skipped_one_build_on_the_last_step_that_ran() -> None:
     resolved = steps("attribution", Hardware(gpus=0, cores=1, horovod=False))
     parallel, xla = resolved[-2], resolved[-1]
     assert parallel.skip and xla.skip is None
-    assert xla.overrides.get("workers", 1) == 1 and xla.overrides["xla"] is True
+    assert xla.train.workers == 1 and xla.train.xla is True
 
 
-def test_batch_is_capped_on_small_data_and_the_cap_is_noted() -> None:
-    larger = steps("attribution", GPU4, train_users=10_000)[2]
-    assert larger.overrides["batch_size"] == 2_500
-    assert "capped" in larger.notes[0]
+def test_batch_is_capped_on_small_data_the_cap_is_noted_and_the_recipe_follows_the_cap() -> None:
+    by_name = {s.name: s for s in steps("attribution", GPU4, train_users=10_000)}
+    larger, recipe = by_name["larger batch"], by_name["large-batch recipe"]
+    assert larger.train.batch_size == 2_500 and "capped to 2,500" in larger.notes[0]
+    assert recipe.train.lr == pytest.approx(1e-3 * (2_500 / 500) ** 0.5)
 
 
-def test_leave_one_out_reverts_one_switch_per_step() -> None:
-    resolved = steps("leave-one-out", GPU4)
-    full = resolved[0].overrides
-    for step in resolved[1:]:
-        changed = {k for k in full if step.overrides.get(k) != full[k]}
-        assert len(changed) == 1, step.name
+def test_the_baseline_is_the_original_code_path() -> None:
+    assert steps("attribution", CPU2)[0].train == PAPER_CODE_PATH
 
 
-def test_misspelt_field_is_named_at_load(tmp_path) -> None:
+def test_speed_and_maths_keys_tell_what_can_be_shared() -> None:
+    by_name = {s.name: s for s in steps("attribution", GPU4)}
+    assert by_name["baseline"].maths_key == by_name["sparse input"].maths_key  # same function, another path
+    assert by_name["baseline"].speed_key != by_name["sparse input"].speed_key
+    assert by_name["larger batch"].speed_key == by_name["large-batch recipe"].speed_key  # same cost
+    assert by_name["larger batch"].maths_key != by_name["large-batch recipe"].maths_key
+
+
+@pytest.mark.parametrize("text, message", [
+    ('name = "b"\ndescription = ""\n[baseline]\nbatchsize = 5\n', "batchsize"),
+    ('name = "b"\ndescription = ""\nqualty = 1\n[baseline]\n', "unknown field(s) qualty"),
+    ('name = "b"\ndescription = ""\n[baseline]\n[[steps]]\nname = "x"\nsett = {}\n', "steps[0]: unknown field(s) sett"),
+    ('name = "b"\ndescription = ""\n[baseline]\n[[steps]]\nname = "x"\nrecipe = "magic"\n', "recipe = 'magic'"),
+    ('name = "b"\ndescription = ""\nmode = "sideways"\n[baseline]\n', "mode = 'sideways'"),
+    ('name = "b"\ndescription = ""\n[baseline\n', "not valid TOML"),
+])
+def test_bad_ladder_files_are_named_with_the_field(tmp_path, text: str, message: str) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text('name = "bad"\ndescription = ""\n[baseline]\nbatchsize = 5\n')
-    with pytest.raises(ValueError, match="batchsize"):
+    bad.write_text(text)
+    with pytest.raises(LadderError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         Ladder.load(bad)
+
+
+def test_unknown_ladder_lists_the_known_ones() -> None:
+    with pytest.raises(LadderError, match="attribution"):
+        Ladder.load("no-such-ladder")

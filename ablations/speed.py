@@ -1,0 +1,194 @@
+"""Speed: users/s of each step's configuration on rows of ML-20M's shape, in interleaved windows.
+
+Speed is always timed at ML-20M's catalogue (20,108 items) and at each step's own batch, on a
+fixed workload of random rows with ML-20M's spread of items per user (lognormal, mean 73), so a
+step costs here what it would cost on the real data. Each configuration is timed in ``windows``
+rounds; in every round each configuration gets one window (``warmup`` untimed steps, then
+``steps`` timed ones) in a fresh child process, one after the other, so that a machine whose
+load drifts during the run is shared out evenly between the steps rather than falling on one.
+A step's speed is the median of its windows' medians, with their spread.
+
+The runner's own process never imports TensorFlow (on a GPU it would reserve the device's
+memory before a child could): the GEMM ceilings are measured by the children, in the first and
+the last round, for every (per-worker batch, precision) that a step trains at.
+
+Child entry point: ``python -m ablations.speed JOB.json OUT.json`` (data-parallel configurations
+are started through ``vaecf.launch`` with their workers; rank 0 writes OUT).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ablations.ladder import Budget, Step
+from vaecf import children
+from vaecf.config import ModelConfig, TrainConfig
+from vaecf.errors import VaecfError
+from vaecf.io import atomic_write, read_json, write_json
+
+MEAN_ITEMS = 73.1
+"""ML-20M's mean positives per training user after the protocol."""
+
+
+def workload(users: int, items: int, seed: int = 0) -> sp.csr_matrix:
+    """Binary rows with lognormal item counts (mean ``MEAN_ITEMS``, log-sd 1, at least 5) over ``items``."""
+    rng = np.random.default_rng(seed)
+    counts = np.clip(np.rint(rng.lognormal(math.log(MEAN_ITEMS) - 0.5, 1.0, users)), 5, items // 2).astype(int)
+    cols = [np.sort(rng.choice(items, size=n, replace=False)) for n in counts]
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    data = np.ones(indptr[-1], np.float32)
+    return sp.csr_matrix((data, np.concatenate(cols), indptr), shape=(users, items))
+
+
+def ceiling_shapes(steps: Sequence[Step]) -> list[tuple[int, str]]:
+    """The (per-worker batch, precision) pairs whose GEMM ceiling the steps are measured against."""
+    return sorted({(s.train.global_batch // s.train.workers, s.train.precision) for s in steps})
+
+
+def measure(steps: Sequence[Step], run_dir: Path, budget: Budget, cache: Path,
+            log: Callable[[str], None]) -> dict[str, Any]:
+    """Time every distinct configuration of ``steps`` in ``budget.windows`` rounds; the speed record.
+
+    The record (``run_dir/speed.json``) is rewritten after every window, so a killed run resumes
+    with the windows it has; a window is recorded whole or not at all.
+    """
+    unique = {s.speed_key: s for s in steps if s.skip is None}
+    path = run_dir / "speed.json"
+    record: dict[str, Any] = read_json(path) if path.is_file() else {"windows": {}, "ceilings": {}}
+    users = max(s.train.global_batch for s in unique.values()) * (budget.warmup_steps + budget.window_steps)
+    data = cache / f"speed-workload-{users}x{budget.speed_items}.npz"
+    if not data.is_file():
+        data.parent.mkdir(parents=True, exist_ok=True)
+        rows = workload(users, budget.speed_items)
+        atomic_write(data, lambda tmp: _save_npz(tmp, rows))
+    record["workload"] = {"users": users, "items": budget.speed_items,
+                          "mean_items": sp.load_npz(data).nnz / users}
+    shapes = ceiling_shapes(list(unique.values()))
+    for r in range(budget.windows):
+        single = [s for key, s in unique.items() if s.train.workers == 1 and _missing(record, key, r)]
+        ceilings = shapes if r in (0, budget.windows - 1) and f"{r}" not in record["ceilings"] else []
+        if single or ceilings:
+            log(f"speed, round {r + 1} of {budget.windows}: " + ", ".join(s.name for s in single))
+            out = _child(run_dir, r, single, ceilings, data, budget)
+            for key, window in out["windows"].items():
+                record["windows"].setdefault(key, {})[f"{r}"] = window
+            if ceilings:
+                record["ceilings"][f"{r}"] = out["ceilings"]
+            record["machine"] = out["machine"]
+            write_json(path, record)
+        for key, step in unique.items():
+            if step.train.workers > 1 and _missing(record, key, r):
+                log(f"speed, round {r + 1} of {budget.windows}: {step.name} ({step.train.workers} workers)")
+                out = _child(run_dir, r, [step], [], data, budget)
+                record["windows"].setdefault(key, {})[f"{r}"] = out["windows"][key]
+                write_json(path, record)
+    return record
+
+
+def _save_npz(path: Path, matrix: sp.csr_matrix) -> None:
+    with open(path, "wb") as f:  # a file object: given a path, scipy would append ".npz" to it
+        sp.save_npz(f, matrix)
+
+
+def _missing(record: dict[str, Any], key: str, r: int) -> bool:
+    return f"{r}" not in record["windows"].get(key, {})
+
+
+def _child(run_dir: Path, r: int, steps: list[Step], shapes: list[tuple[int, str]], data: Path,
+           budget: Budget) -> dict[str, Any]:
+    """One child process (or one data-parallel world) timing ``steps`` in window ``r``."""
+    job, out, log = run_dir / "speed-job.json", run_dir / "speed-out.json", run_dir / "speed.log"
+    out.unlink(missing_ok=True)
+    write_json(job, {"window": r, "data": str(data), "warmup": budget.warmup_steps, "steps": budget.window_steps,
+                     "ceilings": shapes, "configs": {s.speed_key: dataclasses.asdict(s.train) for s in steps}})
+    train = steps[0].train if steps else TrainConfig()
+    code = children.run_workers([sys.executable, "-m", "ablations.speed", str(job), str(out)],
+                                train.workers if len(steps) == 1 else 1, train.engine, log)
+    if code != 0 or not out.is_file():
+        raise VaecfError(f"timing window {r + 1} of {', '.join(s.name for s in steps) or 'the ceilings'} failed "
+                         f"(exit {code}); its log: {log}; finished windows are kept and a rerun resumes")
+    result: dict[str, Any] = read_json(out)
+    out.unlink()
+    job.unlink()
+    return result
+
+
+def summarise(record: dict[str, Any], step: Step) -> dict[str, Any]:
+    """One configuration's speed: median of its windows' medians, their spread, MFU and memory."""
+    from vaecf.flops import flops_per_user
+
+    windows = list(record["windows"][step.speed_key].values())
+    medians = [w["users_per_s_median"] for w in windows]
+    steps = [u for w in windows for u in w["users_per_s"]]
+    shape = f"{step.train.global_batch // step.train.workers},{step.train.precision}"
+    rates = [c[shape] for c in record["ceilings"].values() if shape in c]
+    ceiling = float(np.mean(rates))
+    # On GPUs each worker brings its own device and ceiling; CPU workers split one host's cores.
+    devices = step.train.workers if record["machine"]["gpu_count"] else 1
+    fpu = flops_per_user(record["workload"]["items"], ModelConfig(), record["workload"]["mean_items"])
+    users_per_s = float(np.median(medians))
+    return {
+        "users_per_s": users_per_s,
+        "window_medians": medians,
+        "window_min": min(medians), "window_max": max(medians),
+        "step_p10": float(np.percentile(steps, 10)), "step_p90": float(np.percentile(steps, 90)),
+        "seconds_per_update": step.train.global_batch / users_per_s,
+        "gemm_flops": ceiling, "gemm_flops_by_round": rates, "flops_per_user": fpu,
+        "mfu": fpu * users_per_s / (devices * ceiling),
+        "peak_rss_bytes": max(w["peak_rss_bytes"] or 0 for w in windows) or None,
+        "device_peak_bytes": max(w["device_peak_bytes"] or 0 for w in windows) or None,
+    }
+
+
+# -- the child ------------------------------------------------------------------------------------
+
+def child_main(job_path: Path, out_path: Path) -> None:
+    """Measure the job's ceilings, then time each configuration for one window; write the result."""
+    import gc
+
+    from vaecf.launch import is_worker, world_from_env
+
+    job = read_json(job_path)
+    configs = {key: TrainConfig(**c) for key, c in job["configs"].items()}
+    world = None
+    if is_worker():  # a data-parallel job: one configuration, this process one of its workers
+        world = world_from_env(next(iter(configs.values())).engine)
+    from vaecf.perf import gemm_rate, machine_info, reset_peak_memory, window_peak_bytes
+    from vaecf.train import Trainer
+
+    matrix = sp.load_npz(job["data"]).tocsr()
+    ceilings = {f"{batch},{precision}": gemm_rate(batch, ModelConfig().hidden[-1], matrix.shape[1], precision,
+                                                  repeats=1) for batch, precision in job["ceilings"]}
+    windows = {}
+    for key, train in configs.items():
+        reset_peak_memory()
+        trainer = Trainer(matrix.shape[1], _run_config(train), world=world, warmup_steps=job["warmup"])
+        trainer.train_epoch(matrix, job["window"], max_steps=job["warmup"] + job["steps"], show_progress=False)
+        timed = trainer.throughput.users_per_s
+        if len(timed) < job["steps"]:
+            raise VaecfError(f"{key}: only {len(timed)} full timed steps (workload too small)")
+        windows[key] = {"users_per_s": timed, "users_per_s_median": float(np.median(timed)), **window_peak_bytes()}
+        del trainer
+        gc.collect()
+    if world is None or world.rank == 0:
+        write_json(out_path, {"windows": windows, "ceilings": ceilings, "machine": machine_info()})
+
+
+def _run_config(train: TrainConfig) -> Any:
+    from vaecf.config import RunConfig
+
+    return RunConfig(model=ModelConfig(), train=train)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m ablations.speed JOB.json OUT.json")
+    child_main(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -1,0 +1,74 @@
+"""Child processes that die with their parent.
+
+A runner that is killed (even with SIGKILL, which it cannot catch) must not leave a training
+child behind to finish a step nobody records, or to compete for the cores with the rerun. On
+Linux the kernel can do this for us: ``PR_SET_PDEATHSIG`` asks it to send the child SIGTERM when
+the thread that started it exits. Ctrl-C reaches children of the foreground group by itself.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """``preexec_fn``: this (forked, not yet exec'd) child gets SIGTERM when its parent dies."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def popen(command: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen`` whose child dies with this process."""
+    return subprocess.Popen(list(command), preexec_fn=die_with_parent, **kwargs)  # noqa: PLW1509
+
+
+def run(command: Sequence[str], log: Path | None = None, **kwargs: Any) -> int:
+    """Run ``command`` to the end (output appended to ``log`` when given); its exit code.
+
+    If this process is interrupted meanwhile, the child is terminated before the exception goes on.
+    """
+    stdout: IO[Any] | None = open(log, "a") if log is not None else None  # noqa: SIM115
+    try:
+        child = popen(command, stdout=stdout, stderr=subprocess.STDOUT if stdout else None, **kwargs)
+        try:
+            return child.wait()
+        except BaseException:
+            child.terminate()
+            child.wait()
+            raise
+    finally:
+        if stdout is not None:
+            stdout.close()
+
+
+def run_workers(command: Sequence[str], workers: int, engine: str, log: Path | None = None) -> int:
+    """``run(command)``, or, with ``workers > 1``, ``command`` as a data-parallel world (``vaecf.launch``).
+
+    The world's launcher is itself a child (``python -m vaecf.children``), so that the workers'
+    output goes to ``log`` and they all go down with this process.
+    """
+    if workers == 1:
+        return run(command, log)
+    return run([sys.executable, "-m", "vaecf.children", str(workers), engine, *command], log)
+
+
+def _launcher_main(argv: list[str]) -> int:
+    from vaecf.launch import launch
+
+    # SIGTERM (our parent died, or was stopped) must unwind through launch's clean-up of the workers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    workers, engine, *command = argv
+    return launch(command, int(workers), engine)
+
+
+if __name__ == "__main__":
+    sys.exit(_launcher_main(sys.argv[1:]))
