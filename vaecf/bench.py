@@ -26,9 +26,10 @@ from vaecf.config import ModelConfig, RunConfig, TrainConfig
 from vaecf.data.prepare import folder_name
 from vaecf.data.split import Split
 from vaecf.errors import VaecfError
+from vaecf.flops import flops_per_user, output_gemm_flops
 from vaecf.io import read_json, write_json
-from vaecf.model import flops_per_user
-from vaecf.perf import gemm_rate, machine_info, machine_name, mfu, output_gemm_flops, peak_rss_bytes
+from vaecf.perf import gemm_rate, machine_info, mfu, peak_rss_bytes
+from vaecf.provenance import machine_name
 
 
 def add_bench_parser(sub: argparse._SubParsersAction) -> None:
