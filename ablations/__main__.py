@@ -4,6 +4,7 @@
     python -m ablations calibrate [--budget quick]
     python -m ablations plot results/<machine>/<run-id> [...]
     python -m ablations list
+    python -m ablations docs                            # refresh the README's and docs' tables
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     plot = sub.add_parser("plot", help="redraw tables and charts from a run's records (no training)")
     plot.add_argument("runs", type=Path, nargs="+", help="run folders")
     sub.add_parser("list", help="list the ladders")
+    sub.add_parser("docs", help="refresh the tables that README.md and docs/ copy from records")
     args = p.parse_args(argv)
     try:
         if args.command == "run":
@@ -63,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
                     raise VaecfError(f"{run_dir}: not a ladder run folder (no run.json)")
                 write_report(run_dir)
                 print(f"redrew {run_dir}")
+        elif args.command == "docs":
+            from ablations.docs import sync
+
+            for page in sync():
+                print(f"refreshed {page}")
         else:
             for path in sorted(LADDERS.glob("*.toml")):
                 print(f"{path.stem:16s} {Ladder.load(path).description}")

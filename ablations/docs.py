@@ -1,0 +1,49 @@
+"""Tables in the README and docs/ that come from records: ``python -m ablations docs`` refreshes them.
+
+A page marks each such table with the file it copies::
+
+    <!-- include: results/<machine>/<run>/table.md -->
+    ...the file's text, kept in sync...
+    <!-- end include -->
+
+so a number on a page is never typed by hand, and ``tests/test_docs.py`` fails when a page and
+its records disagree.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from vaecf.errors import VaecfError
+from vaecf.io import atomic_write
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ("README.md", "docs/*.md")
+_BLOCK = re.compile(r"(<!-- include: (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- end include -->)", re.S)
+
+
+def pages(root: Path = ROOT) -> list[Path]:
+    return sorted(p for pattern in PAGES for p in root.glob(pattern))
+
+
+def render(page: Path, root: Path = ROOT) -> str:
+    """The page's text with every include block replaced by its file's current text."""
+    def fill(match: re.Match[str]) -> str:
+        source = root / match["path"]
+        if not source.is_file():
+            raise VaecfError(f"{page}: includes {match['path']}, which does not exist")
+        return match.group(1) + source.read_text() + match.group(4)
+
+    return _BLOCK.sub(fill, page.read_text())
+
+
+def sync(root: Path = ROOT) -> list[Path]:
+    """Rewrite the pages whose include blocks are out of date; the pages changed."""
+    changed = []
+    for page in pages(root):
+        text = render(page, root)
+        if text != page.read_text():
+            atomic_write(page, lambda tmp, t=text: tmp.write_text(t))
+            changed.append(page)
+    return changed
