@@ -2,7 +2,7 @@
 
 One host (what ``vaecf train --workers N`` does)::
 
-    vaecf train --data D --out R --workers 4                          # Horovod (default engine)
+    vaecf train --data D --out R --workers 4                          # auto: Horovod where installed
     vaecf train --data D --out R --workers 4 --engine tf-distribute
 
 Horovod runs ``horovodrun -np 4 --gloo python -m vaecf train ...``: Gloo rendezvous over local
@@ -79,10 +79,14 @@ def launch(command: Sequence[str], workers: int, engine: str, hosts: str | None 
     """
     if workers < 1:
         raise TrainingError(f"workers must be >= 1, not {workers}")
+    if engine == "auto":
+        engine = resolve_engine(engine)
+        why = "Horovod is installed" if engine == "horovod" else "Horovod is not installed"
+        print(f"vaecf: data parallel with {engine} (--engine auto: {why})", file=sys.stderr, flush=True)
     if engine == "horovod":
         return _horovodrun(list(command), workers, hosts, timeout)
     if engine != "tf-distribute":
-        raise TrainingError(f"unknown engine {engine!r}: 'horovod' or 'tf-distribute'")
+        raise TrainingError(f"unknown engine {engine!r}: 'auto', 'horovod' or 'tf-distribute'")
     if hosts:
         raise TrainingError("--hosts needs --engine horovod; for tf-distribute across hosts start "
                          "'vaecf train' on each host with VAECF_WORKER=1 and its own TF_CONFIG")
@@ -106,6 +110,7 @@ def world_from_env(engine: str) -> World:
     """The ``World`` of a launched worker; call it before any other TensorFlow op of the process."""
     from vaecf import distributed
 
+    engine = resolve_engine(engine)  # as the launcher resolved it: the same packages on every worker
     if engine == "horovod":
         if not horovod_installed():
             raise TrainingError(_NO_HOROVOD)
@@ -119,6 +124,13 @@ def world_from_env(engine: str) -> World:
 def horovod_installed() -> bool:
     """Whether the optional ``horovod`` package is here (found, not imported: importing loads its TF ops)."""
     return importlib.util.find_spec("horovod") is not None
+
+
+def resolve_engine(engine: str) -> str:
+    """``auto`` -> ``horovod`` where Horovod is installed, else ``tf-distribute``; any other name as is."""
+    if engine != "auto":
+        return engine
+    return "horovod" if horovod_installed() else "tf-distribute"
 
 
 _NO_HOROVOD = ("Horovod is not installed: pip install 'vaecf[horovod]' (needs TensorFlow 2.15-2.18; "
