@@ -2,7 +2,10 @@
 
 import argparse
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -167,3 +170,33 @@ def test_bench_keeps_finished_rows_and_reruns_a_killed_one(run, tmp_path, capsys
     out.write_text(json.dumps(other))
     assert main(args) == 2
     assert "holds results for another data set" in capsys.readouterr().err
+
+
+def test_single_host_workers_name_only_loopback_addresses() -> None:
+    from vaecf.launch import _free_ports, tf_configs
+
+    ports = _free_ports(3)
+    configs = [json.loads(c) for c in tf_configs(ports)]
+    assert [c["task"] for c in configs] == [{"type": "worker", "index": i} for i in range(3)]
+    assert all(c["cluster"] == {"worker": [f"127.0.0.1:{p}" for p in ports]} for c in configs)
+    assert len(set(ports)) == 3
+
+
+@pytest.mark.parametrize("installed, chosen", [(True, "horovod"), (False, "tf-distribute")])
+def test_engine_auto_is_horovod_where_installed(monkeypatch, installed: bool, chosen: str) -> None:
+    from vaecf import launch
+
+    monkeypatch.setattr(launch, "horovod_installed", lambda: installed)
+    assert launch.resolve_engine("auto") == chosen
+    assert launch.resolve_engine("tf-distribute") == "tf-distribute"
+
+
+@pytest.mark.slow
+def test_tensorflow_start_up_logging_is_silent_unless_verbose(run) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    quiet = subprocess.run([sys.executable, "-m", "vaecf", "evaluate", str(run / "run")], env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    loud = subprocess.run([sys.executable, "-m", "vaecf", "--verbose", "evaluate", str(run / "run")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert loud.returncode == 0 and loud.stderr != ""
