@@ -13,7 +13,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +49,7 @@ def compare(data: Path, models: Sequence[str], seeds: int, base: RunConfig, out:
         done = record["results"].setdefault(model, {"runs": []})
         if model in NEURAL:
             for k in range(len(done["runs"]), seeds):
-                config = _seeded(base, cast(ModelKind, model), base.train.seed + k)
+                config = _seeded(base, model, base.train.seed + k)
                 done["config"] = dataclasses.asdict(config)
                 done["runs"].append({"seed": config.train.seed, **_train_and_test(split, config)})
                 _save(out, record)
@@ -115,4 +115,8 @@ def markdown_table(record: dict[str, Any]) -> str:
 def _save(out: Path, record: dict[str, Any]) -> None:
     write_json(out, record)
     table = markdown_table(record) + "\n"
-    atomic_write(out.with_suffix(".md"), lambda tmp: tmp.write_text(table))
+
+    def write_table(tmp: Path) -> None:
+        tmp.write_text(table)
+
+    atomic_write(out.with_suffix(".md"), write_table)

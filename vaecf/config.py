@@ -7,7 +7,6 @@ be traced back to the exact settings that produced it.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import numbers
 import typing
 from collections.abc import Callable
@@ -66,11 +65,15 @@ def validate(obj: Any, rules: dict[str, Rule]) -> None:
             raise ConfigError(name, value, rule.text)
 
 
-@functools.cache
 def field_types(cls: type) -> dict[str, Any]:
     """Field name -> resolved annotation (this module postpones annotations, so they are strings)."""
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    if cls not in _FIELD_TYPES:
+        hints = typing.get_type_hints(cls)
+        _FIELD_TYPES[cls] = {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    return _FIELD_TYPES[cls]
+
+
+_FIELD_TYPES: dict[type, dict[str, Any]] = {}
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
-import scipy.sparse as sp
-
 from vaecf.errors import ConfigError, DataError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy and scipy load on the first call: ``import vaecf`` imports this module
+    import numpy as np
+    import scipy.sparse as sp
+
     from vaecf.data.split import Split
 
 
@@ -42,6 +42,9 @@ def recommend(model: Scorer | Callable[[sp.csr_matrix], np.ndarray], split: Spli
     ``model`` is a Trainer or a scoring function (fold-in rows -> scores). ``k`` must lie in
     1..(catalogue items not in the history).
     """
+    import numpy as np
+    import scipy.sparse as sp
+
     score = model.scores if hasattr(model, "scores") else model
     column = {int(item): j for j, item in enumerate(split.item_ids)}
     counts = Counter(int(i) for i in item_ids)
