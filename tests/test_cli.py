@@ -101,6 +101,7 @@ TRAIN = ("train", "--data", "DIR", "--out", "DIR")
     (("data", "prepare", "synthetic:tiny", "--heldout-users", "-5", "--out", "DIR"),
      "--heldout-users -5: heldout_users must be >= 1"),
     (("data", "prepare", "synthetic:tiny", "--out", "FILE"), "is a file; a folder is needed"),
+    (("data", "prepare", "synthetic:tiny", "--out", "FILE/data"), "file is a file, not a folder"),
     (("data", "prepare", "ml-10m", "--out", "DIR"), "unknown dataset 'ml-10m'; known: ml-20m"),
     (("data", "prepare", "synthetic:tiny,users=0", "--out", "DIR"), "synthetic:tiny,users=0"),
     (("data", "prepare", "synthetic:huge", "--out", "DIR"), "unknown synthetic preset 'huge'"),
@@ -135,6 +136,7 @@ def test_every_option_states_its_default() -> None:
                 assert "default" in help_of(action), f"{parser.prog} {action.option_strings[0]}"
 
 
+@pytest.mark.slow
 def test_bench_measures_timed_steps_after_warmup(tiny_split) -> None:
     from vaecf.bench import measure
     from vaecf.config import TrainConfig

@@ -366,15 +366,25 @@ def _protocol(dataset: str, heldout_users: int | None) -> Any:
 
 
 def _out_folder(out: Path) -> Path:
-    """``--out`` as a folder: refused now if it is a file, rather than after the work."""
+    """``--out`` as a folder: refused now if it is a file or cannot be written, rather than after the work."""
     if out.exists() and not out.is_dir():
         raise VaecfError(f"--out {out}: is a file; a folder is needed")
-    return out
+    return _writable(out)
 
 
 def _out_file(out: Path) -> Path:
     if out.is_dir():
         raise VaecfError(f"--out {out}: is a folder; a file name is needed")
+    return _writable(out)
+
+
+def _writable(out: Path) -> Path:
+    """``out``, after checking that it, or the nearest folder above it that exists, can be written."""
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    if existing != out and not existing.is_dir():
+        raise VaecfError(f"--out {out}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK):
+        raise VaecfError(f"--out {out}: {existing} is not writable")
     return out
 
 
@@ -434,6 +444,8 @@ def load_run(run: Path, data: Path | None = None) -> tuple[Trainer, Split]:
     if not (run / "config.json").is_file() or not (run / "best" / "weights.index").is_file():
         raise VaecfError(f"{run}: not a finished training run (config.json or best/weights missing)")
     saved = read_json(run / "config.json")
+    if data is None and "data_dir" not in saved:
+        raise VaecfError(f"{run}: the run does not say where its data is; pass --data")
     folder = data if data is not None else run / saved["data_dir"]  # an old absolute path stays absolute
     split = Split.load(folder)
     _check_same_data(run, saved.get("data", {}), folder, split.stats)
