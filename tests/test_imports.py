@@ -49,3 +49,10 @@ def test_import_vaecf_does_not_import_tensorflow(tmp_path: Path) -> None:
 @pytest.mark.parametrize("argv", [["plot", "--help"], ["list"], ["--help"]])
 def test_ablations_light_commands_do_not_import_tensorflow(argv: list[str], tmp_path: Path) -> None:
     assert _modules_after("ablations.__main__", argv, tmp_path) == "0 []"
+
+
+def test_library_modules_do_not_import_the_command_line(tmp_path: Path) -> None:
+    probe = "import sys, vaecf.compare, vaecf.recommend, vaecf.launch; print('vaecf.cli' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=120)
+    assert run.stdout.strip() == "False", run.stderr
