@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["tests", "lint"]
+nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = os.environ.get("VAECF_NOX_PYTHON", "3")
@@ -24,9 +24,14 @@ HOROVOD_BUILD_ENV = {
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The whole test suite (slow tests included) on current TensorFlow."""
+    """The whole test suite (slow tests included) on current TensorFlow; `-- fast` leaves out the slow tests.
+
+    Arguments go to pytest (after `fast`, if given), e.g. `nox -s tests -- fast -k cli`.
+    """
     session.install("-e", ".[test]")
-    session.run("pytest", "-q", *session.posargs)
+    lane, *rest = session.posargs or [""]
+    args = ["-m", "not slow", *rest] if lane == "fast" else list(session.posargs)
+    session.run("pytest", "-q", *args)
 
 
 @nox.session(python=PYTHON)
@@ -83,6 +88,13 @@ def quality_synthetic(session: nox.Session) -> None:
     session.run("python", "-m", "vaecf", "data", "prepare", "synthetic:ml-20m", "--out", data)
     session.run("python", "-m", "vaecf", "compare", "--data", data, "--models", "vae,ease,popularity",
                 "--seeds", "1", "--epochs", "20", "--out", "results/quality/synthetic-ml-20m.json", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy on vaecf (settings in pyproject.toml)."""
+    session.install("-e", ".[typecheck]")
+    session.run("mypy", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -1,10 +1,16 @@
 """The command line end to end on tiny synthetic data, and its errors (one line, exit 2)."""
 
+import argparse
 import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
 
 import pytest
 
-from vaecf.cli import main
+from vaecf.cli import build_parser, main
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +48,9 @@ def test_train_writes_a_run_that_evaluates_and_recommends(run, capsys) -> None:
     (["evaluate", "NOWHERE"], "not a finished training run"),
     (["train", "--data", "NOWHERE", "--out", "X"], "no prepared split here"),
     (["train", "--data", "DATA", "--out", "X", "--set", "batchsize=5"], "expected FIELD=VALUE"),
-    (["train", "--data", "DATA", "--out", "X", "--set", "xla=maybe"], "not a boolean"),
+    (["train", "--data", "DATA", "--out", "X", "--set", "xla=maybe"], "xla must be true or false"),
+    (["recommend", "RUN", "--items", "1", "-k", "100000"], "-k 100000: k must be in 1.."),
+    (["recommend", "RUN", "--items", ","], "the history is empty"),
 ])
 def test_user_mistakes_are_one_clear_line(run, tmp_path, capsys, args, message) -> None:
     paths = {"RUN": str(run / "run"), "DATA": str(run / "data"), "NOWHERE": str(tmp_path / "nowhere"),
@@ -52,6 +60,83 @@ def test_user_mistakes_are_one_clear_line(run, tmp_path, capsys, args, message) 
     assert err.startswith("vaecf: error: ") and message in err and "Traceback" not in err
 
 
+@pytest.mark.slow
+def test_a_run_refuses_other_data_and_moves_with_its_own(run, tmp_path, capsys) -> None:
+    other = tmp_path / "other"
+    assert main(["data", "prepare", "synthetic:tiny", "--heldout-users", "20", "--out", str(other)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run / "run"), "--data", str(other)]) == 2
+    err = capsys.readouterr().err
+    heldout = json.loads((run / "data" / "stats.json").read_text())["protocol"]["heldout_users"]
+    assert err.count("\n") == 1 and "is not the data" in err and f"--heldout-users {heldout} " in err
+
+    # The run records its data folder relative to itself: both moved together still evaluate.
+    moved = tmp_path / "moved"
+    for name in ("run", "data"):
+        shutil.copytree(run / name, moved / name)
+    assert json.loads((moved / "run" / "config.json").read_text())["data_dir"] == "../data"
+    assert main(["evaluate", str(moved / "run")]) == 0
+
+
+def _bad(tmp_path, *args: str) -> list[str]:
+    return [a.replace("FILE", str(tmp_path / "file")).replace("DIR", str(tmp_path / "dir")) for a in args]
+
+
+TRAIN = ("train", "--data", "DIR", "--out", "DIR")
+
+
+@pytest.mark.parametrize("args, names", [
+    ((*TRAIN, "--batch-size", "0"), "--batch-size 0: batch_size must be >= 1"),
+    ((*TRAIN, "--eval-every", "0"), "--eval-every 0: eval_every must be >= 1"),
+    ((*TRAIN, "--epochs", "0"), "--epochs 0: epochs must be >= 1"),
+    ((*TRAIN, "--epochs", "-1"), "--epochs -1: epochs must be >= 1"),
+    ((*TRAIN, "--lr", "-1"), "--lr -1.0: lr must be > 0"),
+    ((*TRAIN, "--workers", "0"), "--workers 0: workers must be >= 1"),
+    ((*TRAIN, "--set", "batch_size=x"), "--set batch_size=x: batch_size must be an integer"),
+    ((*TRAIN, "--set", "nosuch=1"), "--set nosuch=1: expected FIELD=VALUE"),
+    ((*TRAIN, "--set", "batch_scope=each"), "--set batch_scope=each: batch_scope must be one of global, worker"),
+    (("train", "--data", "DIR", "--out", "FILE"), "is a file; a folder is needed"),
+    (("data", "prepare", "synthetic:tiny", "--heldout-users", "0", "--out", "DIR"),
+     "--heldout-users 0: heldout_users must be >= 1"),
+    (("data", "prepare", "synthetic:tiny", "--heldout-users", "-5", "--out", "DIR"),
+     "--heldout-users -5: heldout_users must be >= 1"),
+    (("data", "prepare", "synthetic:tiny", "--out", "FILE"), "is a file; a folder is needed"),
+    (("data", "prepare", "synthetic:tiny", "--out", "FILE/data"), "file is a file, not a folder"),
+    (("data", "prepare", "ml-10m", "--out", "DIR"), "unknown dataset 'ml-10m'; known: ml-20m"),
+    (("data", "prepare", "synthetic:tiny,users=0", "--out", "DIR"), "synthetic:tiny,users=0"),
+    (("data", "prepare", "synthetic:huge", "--out", "DIR"), "unknown synthetic preset 'huge'"),
+    (("recommend", "DIR", "--items", "1", "-k", "-3"), "argument -k: -3 must be >= 1"),
+    (("recommend", "DIR", "--items", "1", "-k", "0"), "argument -k: 0 must be >= 1"),
+    (("compare", "--data", "DIR", "--out", "DIR", "--models", "vae,nosuch"), "--models vae,nosuch"),
+    (("compare", "--data", "DIR", "--out", "x.json", "--seeds", "0"), "argument --seeds: 0 must be >= 1"),
+    (("bench", "--batch-sizes", "500,0"), "argument --batch-sizes: 0 must be >= 1"),
+    (("bench", "--inputs", "sparse,csr"), "argument --inputs: unknown 'csr'"),
+])
+def test_a_bad_value_is_refused_in_one_line_naming_it(tmp_path, capsys, args, names) -> None:
+    (tmp_path / "file").write_text("")
+    assert main(_bad(tmp_path, *args)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vaecf") and err.count("\n") == 1 and "Traceback" not in err
+    assert names in err
+
+
+def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from _parsers(child)
+
+
+def test_every_option_states_its_default() -> None:
+    for parser in _parsers(build_parser()):
+        help_of = parser.formatter_class(parser.prog)._get_help_string  # type: ignore[attr-defined]
+        for action in parser._actions:
+            if action.option_strings and action.dest != "help" and not action.required:
+                assert "default" in help_of(action), f"{parser.prog} {action.option_strings[0]}"
+
+
+@pytest.mark.slow
 def test_bench_measures_timed_steps_after_warmup(tiny_split) -> None:
     from vaecf.bench import measure
     from vaecf.config import TrainConfig
@@ -87,3 +172,33 @@ def test_bench_keeps_finished_rows_and_reruns_a_killed_one(run, tmp_path, capsys
     out.write_text(json.dumps(other))
     assert main(args) == 2
     assert "holds results for another data set" in capsys.readouterr().err
+
+
+def test_single_host_workers_name_only_loopback_addresses() -> None:
+    from vaecf.launch import _free_ports, tf_configs
+
+    ports = _free_ports(3)
+    configs = [json.loads(c) for c in tf_configs(ports)]
+    assert [c["task"] for c in configs] == [{"type": "worker", "index": i} for i in range(3)]
+    assert all(c["cluster"] == {"worker": [f"127.0.0.1:{p}" for p in ports]} for c in configs)
+    assert len(set(ports)) == 3
+
+
+@pytest.mark.parametrize("installed, chosen", [(True, "horovod"), (False, "tf-distribute")])
+def test_engine_auto_is_horovod_where_installed(monkeypatch, installed: bool, chosen: str) -> None:
+    from vaecf import launch
+
+    monkeypatch.setattr(launch, "horovod_installed", lambda: installed)
+    assert launch.resolve_engine("auto") == chosen
+    assert launch.resolve_engine("tf-distribute") == "tf-distribute"
+
+
+@pytest.mark.slow
+def test_tensorflow_start_up_logging_is_silent_unless_verbose(run) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    quiet = subprocess.run([sys.executable, "-m", "vaecf", "evaluate", str(run / "run")], env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    loud = subprocess.run([sys.executable, "-m", "vaecf", "--verbose", "evaluate", str(run / "run")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert loud.returncode == 0 and loud.stderr != ""

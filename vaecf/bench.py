@@ -13,16 +13,16 @@ N data-parallel workers on ML-20M's shape (``launch.compare_workers``).
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vaecf.config import ModelConfig, RunConfig, TrainConfig
+from vaecf.config import InputKind, ModelConfig, Pipeline, Precision, RunConfig, TrainConfig
 from vaecf.data.prepare import folder_name
 from vaecf.data.split import Split
 from vaecf.errors import VaecfError
@@ -30,26 +30,6 @@ from vaecf.flops import flops_per_user, output_gemm_flops
 from vaecf.io import read_json, write_json
 from vaecf.perf import gemm_rate, machine_info, mfu, peak_rss_bytes
 from vaecf.provenance import machine_name
-
-
-def add_bench_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="throughput and MFU, dense vs sparse, at given batch sizes")
-    p.add_argument("--dataset", default="synthetic:ml-20m", help="prepared (and cached) if --data is absent")
-    p.add_argument("--data", type=Path, help="an already prepared split")
-    p.add_argument("--cache", type=Path, default=Path(".cache/bench-data"), help="where --dataset is prepared")
-    p.add_argument("--batch-sizes", default="500,24576")
-    p.add_argument("--inputs", default="sparse,dense")
-    p.add_argument("--pipeline", choices=("feed", "tfdata"), default="tfdata")
-    p.add_argument("--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16"))
-    p.add_argument("--xla", action="store_true")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--breakdown", action="store_true",
-                   help="also time the step's parts on one batch (vaecf/profile.py): where the time goes")
-    p.add_argument("--workers", type=int, default=0,
-                   help="also compare 1 against N data-parallel workers (Horovod where installed, tf.distribute)")
-    p.add_argument("--out", type=Path, help="default: results/<machine>/bench-<time>.json")
-    p.set_defaults(func=_cmd_bench)
 
 
 def prepare_in_child(dataset: str, folder: Path) -> int:
@@ -85,49 +65,55 @@ def measure(split: Split, train: TrainConfig, warmup: int, steps: int, parts: bo
     return row
 
 
-def _cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
-    out = args.out or Path("results") / machine_name() / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+def bench(*, dataset: str, data: Path | None, cache: Path, batch_sizes: Sequence[int],
+          inputs: Sequence[InputKind], pipeline: Pipeline, precision: Precision, xla: bool, warmup: int,
+          steps: int, breakdown: bool, workers: int | None, out: Path | None, argv: list[str]) -> Path:
+    """Measure every batch size x input not yet in the record at ``out``; the record's path.
+
+    ``data`` is a prepared split; without it ``dataset`` is prepared under ``cache`` (in a child
+    process, its peak RSS recorded). ``workers`` adds 1 against that many data-parallel workers.
+    """
+    out = out or Path("results") / machine_name() / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     record: dict[str, Any] = read_json(out) if out.is_file() else {"rows": []}
     record.update(machine=machine_info(), argv=argv)
-    if args.data is None:
-        folder = args.cache / folder_name(args.dataset)
+    if data is None:
+        folder = cache / folder_name(dataset)
         start = time.perf_counter()
-        prepared = {"dataset": args.dataset, "peak_rss_bytes": prepare_in_child(args.dataset, folder),
+        prepared = {"dataset": dataset, "peak_rss_bytes": prepare_in_child(dataset, folder),
                     "seconds": time.perf_counter() - start}
         record.setdefault("prepare", prepared)  # a resumed record keeps its first (uncached) preparation
-        args.data = folder
-    split = Split.load(args.data)
+        data = folder
+    split = Split.load(data)
     if record.setdefault("data", split.stats)["cache_key"] != split.stats["cache_key"]:
         raise VaecfError(f"{out} holds results for another data set; use a new --out")
     record["rows"] = _finished_rows(record["rows"])
     done = {_key(r) for r in record["rows"]}
     hidden = ModelConfig().hidden[-1]  # the output layer's input width
-    for batch in (int(b) for b in args.batch_sizes.split(",")):
+    for batch in batch_sizes:
         batch = min(batch, split.train.shape[0])
-        configs = [TrainConfig(batch_size=batch, input=kind, pipeline=args.pipeline,  # type: ignore[arg-type]
-                               precision=args.precision, xla=args.xla) for kind in args.inputs.split(",")]
+        configs = [TrainConfig(batch_size=batch, input=kind, pipeline=pipeline, precision=precision, xla=xla)
+                   for kind in inputs]
         configs = [t for t in configs if _key(_describe(t)) not in done]
         if not configs:
             continue
-        rate = gemm_rate(batch, hidden, split.n_items, args.precision)
+        rate = gemm_rate(batch, hidden, split.n_items, precision)
         for train in configs:
             # Recorded as started first: if the process is killed (out of memory), the record says where.
             record["rows"].append({**_describe(train), "status": "started"})
             write_json(out, record)
             row = {**_describe(train), "gemm_flops": rate,
-                   **measure(split, train, args.warmup, args.steps, parts=args.breakdown)}
+                   **measure(split, train, warmup, steps, parts=breakdown)}
             row["mfu"] = mfu(row["flops_per_user"], row["users_per_s"]["median"], rate)
-            if args.breakdown:  # the ceiling's share of the step: the three output GEMMs at the measured rate
+            if breakdown:  # the ceiling's share of the step: the three output GEMMs at the measured rate
                 row["breakdown_s"]["output_gemms"] = output_gemm_flops(batch, hidden, split.n_items) / rate
             record["rows"][-1] = {**row, "status": "done"}
             record["peak_rss_bytes"] = peak_rss_bytes()
             write_json(out, record)
             print(_row_line(row), flush=True)
-    if args.workers > 1 and "workers" not in record:
-        record["workers"] = _compare_workers(args.workers, int(args.batch_sizes.split(",")[0]))
+    if workers is not None and "workers" not in record:
+        record["workers"] = _compare_workers(workers, batch_sizes[0])
         write_json(out, record)
-    print(f"wrote {out}")
-    return 0
+    return out
 
 
 def _compare_workers(workers: int, batch: int) -> list[dict[str, Any]]:

@@ -1,21 +1,34 @@
-"""The ``vaecf`` command line: prepare data, train, evaluate, recommend, compare, benchmark."""
+"""The ``vaecf`` command line: prepare data, train, evaluate, recommend, compare, benchmark.
+
+All argument parsing lives here. The parser is built from modules that do not import
+TensorFlow (``--help`` and ``data prepare`` stay fast); each command imports what it needs and
+calls a typed library function.
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, get_args
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: its start-up chatter is not ours
-
-from typing import TYPE_CHECKING
-
-from vaecf.config import PRESETS, ModelConfig, RunConfig, TrainConfig
-from vaecf.errors import VaecfError
+from vaecf.config import (
+    PRESETS,
+    Engine,
+    InputKind,
+    ModelConfig,
+    ModelKind,
+    Pipeline,
+    Precision,
+    RunConfig,
+    TrainConfig,
+    field_types,
+)
+from vaecf.errors import ConfigError, VaecfError
 
 if TYPE_CHECKING:  # TensorFlow loads only for the commands that need it
     from vaecf.data.split import Split
@@ -23,124 +36,372 @@ if TYPE_CHECKING:  # TensorFlow loads only for the commands that need it
 
 TRAIN_SWITCHES = ("batch_size", "lr", "epochs", "seed", "eval_every", "input", "pipeline", "precision",
                   "xla", "workers", "engine")
+"""TrainConfig fields with their own option (``--batch-size``); every field is also ``--set FIELD=VALUE``."""
+LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
+Command = Callable[[argparse.Namespace, list[str]], int]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit code (2 for a user's mistake, printed as one line)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv)
     try:
-        return int(args.func(args, argv) or 0)
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a parse error (2, already printed)
+        return int(e.code or 0)
+    if args.needs_tensorflow:
+        _load_tensorflow(args.verbose)
+    try:
+        return int(args.handler(args, argv) or 0)
     except VaecfError as e:
-        print(f"vaecf: error: {e}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as e:
-        print(f"vaecf: error: {e.filename}: no such file or folder", file=sys.stderr)
-        return 2
+        return _fail(str(e))
+    except OSError as e:  # a folder that is a file, no permission, a full disk: the user's to fix
+        return _fail(f"{e.filename}: {e.strerror}" if e.filename else str(e))
     except KeyboardInterrupt:
         print("vaecf: interrupted; finished epochs are kept and the run resumes with the same command",
               file=sys.stderr)
         return 130
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vaecf", description=__doc__)
+def _fail(message: str) -> int:
+    print(f"vaecf: error: {message}", file=sys.stderr)
+    return 2
+
+
+# -- TensorFlow's start-up logging ------------------------------------------------------------------
+
+def _load_tensorflow(verbose: bool) -> None:
+    """Import TensorFlow, keeping its C++ start-up logging off stderr unless ``--verbose``.
+
+    TF_CPP_MIN_LOG_LEVEL=3 hides what TensorFlow logs through its own logger (oneDNN notes, the
+    failed cuInit on a machine without a GPU); a user's own setting of it wins. The "Could not
+    find cuda drivers" lines come from absl before its logging is initialised, which no variable
+    controls, so the import itself runs with file descriptor 2 on /dev/null when the level is 3.
+    """
+    if not verbose:
+        os.environ.setdefault(LOG_LEVEL, "3")
+    if verbose or os.environ[LOG_LEVEL] != "3" or "tensorflow" in sys.modules:
+        return
+    with _stderr_to_devnull():
+        import tensorflow  # noqa: F401
+
+
+@contextlib.contextmanager
+def _stderr_to_devnull() -> Iterator[None]:
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+# -- the parser ---------------------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    """A parse error is one line (``vaecf train: error: ...``), like every other error of the CLI."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Help(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the help already says it.
+
+    ``{datasets}`` and the like in a help text are filled in only when the help is shown: the
+    lists live in modules that take a second to import (pandas, scipy), which parsing should not.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if not action.option_strings or "default" in text or action.default in (None, argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        text = super()._expand_help(action)
+        for name, fill in _LATER.items():
+            if "{" + name + "}" in text:
+                text = text.replace("{" + name + "}", fill())
+        return text
+
+
+def _datasets() -> str:
+    from vaecf.data.prepare import DATASETS
+
+    return ", ".join(DATASETS)
+
+
+def _models() -> str:
+    from vaecf.compare import MODELS
+
+    return ",".join(MODELS)
+
+
+def _default_models() -> str:
+    from vaecf.compare import DEFAULT_MODELS
+
+    return ",".join(DEFAULT_MODELS)
+
+
+_LATER: dict[str, Callable[[], str]] = {"datasets": _datasets, "models": _models, "default_models": _default_models}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; imports nothing that loads TensorFlow."""
+    p = _Parser(prog="vaecf", description=__doc__.splitlines()[0], formatter_class=_Help)
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's C++ start-up logging")
     sub = p.add_subparsers(required=True, metavar="COMMAND")
-
-    data = sub.add_parser("data", help="prepare datasets").add_subparsers(required=True, metavar="ACTION")
-    prep = data.add_parser("prepare", help="apply the paper's protocol and write the split")
-    prep.add_argument("dataset", help="ml-20m, ml-1m, ml-100k, netflix, synthetic[:preset|key=value,...]")
-    prep.add_argument("--source", type=Path, help="local archive, ratings file or Netflix folder")
-    prep.add_argument("--heldout-users", type=int, help="N validation and N test users")
-    prep.add_argument("--out", type=Path, required=True)
-    prep.set_defaults(func=_cmd_prepare)
-
-    train = sub.add_parser("train", help="train Mult-VAE or Mult-DAE on a prepared split")
-    train.add_argument("--data", type=Path, required=True)
-    train.add_argument("--out", type=Path, required=True)
-    add_train_options(train)
-    train.add_argument("--hosts", help="multi-host Horovod, e.g. host1:4,host2:4")
-    train.set_defaults(func=_cmd_train)
-
-    ev = sub.add_parser("evaluate", help="NDCG@100, Recall@20, Recall@50 of a run's best epoch")
-    ev.add_argument("run", type=Path)
-    ev.add_argument("--split", choices=("validation", "test"), default="test")
-    ev.add_argument("--json", action="store_true")
-    ev.set_defaults(func=_cmd_evaluate)
-
-    rec = sub.add_parser("recommend", help="top-k items for a history of item ids")
-    rec.add_argument("run", type=Path)
-    rec.add_argument("--items", required=True, help="comma-separated original item ids")
-    rec.add_argument("-k", type=int, default=20)
-    rec.set_defaults(func=_cmd_recommend)
-
-    from vaecf.compare import add_compare_parser
-    add_compare_parser(sub)
-    from vaecf.bench import add_bench_parser
-    add_bench_parser(sub)
+    for add in (_add_data, _add_train, _add_evaluate, _add_recommend, _add_compare, _add_bench):
+        add(sub)
     return p
 
 
-def add_train_options(p: argparse.ArgumentParser) -> None:
-    """Model and training switches shared by ``train`` and ``compare``; defaults come from the preset."""
-    p.add_argument("--model", choices=("vae", "dae"), default="vae")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="paper")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--eval-every", type=int)
-    p.add_argument("--input", choices=("dense", "sparse"))
-    p.add_argument("--pipeline", choices=("feed", "tfdata"))
-    p.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"))
-    p.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--workers", type=int)
-    p.add_argument("--engine", choices=("horovod", "tf-distribute"))
+def _command(sub: Any, name: str, help: str, run: Command, tensorflow: bool = True) -> argparse.ArgumentParser:
+    """Register one command: ``run(args, argv)`` runs it, after TensorFlow is loaded if it needs it."""
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help, formatter_class=_Help)
+    p.set_defaults(handler=run, needs_tensorflow=tensorflow)
+    return p
+
+
+def _add_data(sub: Any) -> None:
+    data = sub.add_parser("data", help="prepare datasets").add_subparsers(required=True, metavar="ACTION")
+    p = _command(data, "prepare", "apply the paper's protocol and write the split", _cmd_prepare, tensorflow=False)
+    p.add_argument("dataset", help="{datasets}")
+    p.add_argument("--source", type=Path, help="local archive, ratings file or Netflix folder "
+                                               "(default: download, where the dataset can be downloaded)")
+    p.add_argument("--heldout-users", type=int, help="N validation and N test users (default: the dataset's)")
+    p.add_argument("--out", type=Path, required=True, help="folder for the split")
+
+
+def _add_train(sub: Any) -> None:
+    p = _command(sub, "train", "train Mult-VAE or Mult-DAE on a prepared split", _cmd_train)
+    p.add_argument("--data", type=Path, required=True, help="a prepared split (vaecf data prepare)")
+    p.add_argument("--out", type=Path, required=True, help="run folder; the same command again resumes it")
+    p.add_argument("--model", choices=get_args(ModelKind), default="vae", help="architecture")
+    _add_train_options(p)
+    p.add_argument("--hosts", help="multi-host Horovod, e.g. host1:4,host2:4 (default: this host only)")
+
+
+def _add_evaluate(sub: Any) -> None:
+    p = _command(sub, "evaluate", "NDCG@100, Recall@20, Recall@50 of a run's best epoch", _cmd_evaluate)
+    p.add_argument("run", type=Path, help="a finished training run folder")
+    p.add_argument("--split", choices=("validation", "test"), default="test", help="which heldout users")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of key=value")
+    _add_run_data(p)
+
+
+def _add_recommend(sub: Any) -> None:
+    p = _command(sub, "recommend", "top-k items for a history of item ids", _cmd_recommend)
+    p.add_argument("run", type=Path, help="a finished training run folder")
+    p.add_argument("--items", required=True, help="the history: comma-separated original item ids")
+    p.add_argument("-k", type=_at_least(1), default=20, help="how many items to recommend")
+    _add_run_data(p)
+
+
+def _add_run_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, help="the run's prepared split (default: the folder it was trained on)")
+
+
+def _add_compare(sub: Any) -> None:
+    p = _command(sub, "compare", "test quality of Mult-VAE, Mult-DAE and baselines over seeds", _cmd_compare)
+    p.add_argument("--data", type=Path, required=True, help="a prepared split")
+    p.add_argument("--models", type=_split, help="comma-separated, from {models} (default: {default_models})")
+    p.add_argument("--seeds", type=_at_least(1), default=5,
+                   help="seeds per neural model, counting up from --seed")
+    p.add_argument("--out", type=Path, required=True, help="JSON record; a .md table is written beside it")
+    _add_train_options(p)
+
+
+def _add_bench(sub: Any) -> None:
+    p = _command(sub, "bench", "throughput and MFU, dense vs sparse, at given batch sizes", _cmd_bench)
+    p.add_argument("--dataset", default="synthetic:ml-20m", help="prepared (and cached) if --data is absent")
+    p.add_argument("--data", type=Path, help="an already prepared split (default: --dataset, prepared)")
+    p.add_argument("--cache", type=Path, default=Path(".cache/bench-data"), help="where --dataset is prepared")
+    p.add_argument("--batch-sizes", type=_int_list, default="500,24576", metavar="B,B,...",
+                   help="comma-separated, each >= 1")
+    p.add_argument("--inputs", type=_choice_list(get_args(InputKind)), default="sparse,dense",
+                   metavar="I,I,...", help="comma-separated, from " + ",".join(get_args(InputKind)))
+    p.add_argument("--pipeline", choices=get_args(Pipeline), default="tfdata", help="input pipeline")
+    p.add_argument("--precision", choices=get_args(Precision), default="float32", help="compute precision")
+    p.add_argument("--xla", action="store_true", help="compile the step with XLA")
+    p.add_argument("--warmup", type=_at_least(0), default=3, help="untimed steps first")
+    p.add_argument("--steps", type=_at_least(1), default=10, help="timed steps")
+    p.add_argument("--breakdown", action="store_true",
+                   help="also time the step's parts on one batch (vaecf/profile.py): where the time goes")
+    p.add_argument("--workers", type=_at_least(2), help="also compare 1 against N data-parallel workers, "
+                   "Horovod where installed and tf.distribute (default: not compared)")
+    p.add_argument("--out", type=Path, help="the record (default: results/<machine>/bench-<time>.json)")
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    """Training switches shared by ``train`` and ``compare``; their defaults come from the preset."""
+    p.add_argument("--preset", choices=sorted(PRESETS), default="paper", help="hyper-parameter set")
+    options: dict[str, dict[str, Any]] = {
+        "epochs": {"type": int}, "seed": {"type": int}, "batch_size": {"type": int}, "lr": {"type": float},
+        "eval_every": {"type": int, "help": "validate every this many epochs"},
+        "input": {"choices": get_args(InputKind)}, "pipeline": {"choices": get_args(Pipeline)},
+        "precision": {"choices": get_args(Precision)},
+        "xla": {"action": argparse.BooleanOptionalAction, "help": "compile the step with XLA"},
+        "workers": {"type": int, "help": "data-parallel worker processes"},
+        "engine": {"choices": get_args(Engine), "help": "data-parallel engine; auto: Horovod where installed, "
+                   "else tf-distribute"},
+    }
+    for name in TRAIN_SWITCHES:
+        spec = options[name]
+        help_text = spec.pop("help", name.replace("_", " "))
+        p.add_argument("--" + name.replace("_", "-"), **spec, help=f"{help_text} ({_preset_defaults(name)})")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="sets",
-                   help="any TrainConfig field, e.g. --set total_anneal_steps=15000 (repeatable)")
+                   help="any TrainConfig field, e.g. --set total_anneal_steps=15000 (repeatable; default: none)")
 
 
-def run_config(args: argparse.Namespace) -> RunConfig:
-    """The preset, overridden by every switch given on the command line."""
-    overrides = {k: getattr(args, k) for k in TRAIN_SWITCHES if getattr(args, k, None) is not None}
-    overrides.update(parse_sets(getattr(args, "sets", [])))
-    train = PRESETS[args.preset].with_overrides(**overrides)
-    return RunConfig(model=ModelConfig.for_kind(args.model, train.batch_size), train=train)
+def _preset_defaults(field: str) -> str:
+    """``default: from --preset (paper: 500, nvidia: 24576)``: the values config.py gives."""
+    values = ", ".join(f"{name}: {getattr(train, field)}" for name, train in sorted(PRESETS.items()))
+    return f"default: from --preset ({values})"
 
 
-def parse_sets(items: Sequence[str]) -> dict[str, object]:
-    """``["batch_size=2500", "xla=true"]`` -> typed TrainConfig overrides."""
-    types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
-    out: dict[str, object] = {}
+def _at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text} must be >= {low}")
+        return value
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def _int_list(text: str) -> list[int]:
+    """``"500,24576"`` -> ``[500, 24576]``, each >= 1."""
+    return [_at_least(1)(part) for part in _split(text)]
+
+
+def _choice_list(choices: Sequence[str]) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        unknown = [part for part in _split(text) if part not in choices]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown {', '.join(map(repr, unknown))}; "
+                                             f"choose from {', '.join(choices)}")
+        return _split(text)
+    return parse
+
+
+def _split(text: str) -> list[str]:
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return parts
+
+
+# -- from options to typed configuration -------------------------------------------------------------
+
+def run_config(args: argparse.Namespace, model: ModelKind | None = None) -> RunConfig:
+    """The preset, overridden by every switch and ``--set`` given; a bad value names its option."""
+    switches = {k: getattr(args, k) for k in TRAIN_SWITCHES if getattr(args, k, None) is not None}
+    sets = parse_sets(args.sets)
+    try:
+        train = PRESETS[args.preset].with_overrides(**{**switches, **{k: v for k, (v, _) in sets.items()}})
+    except ConfigError as e:
+        if e.field in sets:
+            where = f"--set {sets[e.field][1]}"
+        elif e.field in switches:
+            where = f"--{e.field.replace('_', '-')} {switches[e.field]}"
+        else:
+            where = f"--preset {args.preset}"
+        raise VaecfError(f"{where}: {e.rule}") from e
+    return RunConfig(model=ModelConfig.for_kind(model or args.model, train.batch_size), train=train)
+
+
+def parse_sets(items: Sequence[str]) -> dict[str, tuple[Any, str]]:
+    """``["batch_size=2500", "xla=true"]`` -> ``{field: (typed value, the item as given)}``."""
+    types = field_types(TrainConfig)
+    out: dict[str, tuple[Any, str]] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or key not in types:
-            raise VaecfError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(types)}")
-        kind = types[key]
-        try:
-            if kind == "bool":
-                if raw.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError(f"{raw!r} is not a boolean")
-                out[key] = raw.lower() in ("true", "1")
-            elif kind in ("int", "float"):
-                out[key] = {"int": int, "float": float}[kind](raw)
-            else:
-                out[key] = raw
-        except ValueError as e:
-            raise VaecfError(f"--set {item!r}: {e}") from e
+            raise VaecfError(f"--set {item}: expected FIELD=VALUE with FIELD one of {', '.join(types)}")
+        out[key] = (_typed(key, raw, types[key], item), item)
     return out
 
 
-def _cmd_prepare(args: argparse.Namespace, argv: list[str]) -> int:
-    from vaecf.data.prepare import default_protocol, prepare
+def _typed(key: str, raw: str, kind: Any, item: str) -> Any:
+    """``raw`` as the field's type; Literal fields stay strings (TrainConfig checks their choices)."""
+    try:
+        if kind is bool:
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError("true or false")
+            return raw.lower() in ("true", "1")
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+    except ValueError:
+        allowed = {bool: "true or false", int: "an integer", float: "a number"}[kind]
+        raise VaecfError(f"--set {item}: {ConfigError(key, raw, allowed).rule}") from None
+    return raw
 
-    protocol = default_protocol(args.dataset, args.heldout_users)
-    split = prepare(args.dataset, args.out, source=args.source, protocol=protocol)
+
+def _protocol(dataset: str, heldout_users: int | None) -> Any:
+    """The dataset's protocol, after checking that the dataset exists; errors name the option."""
+    from vaecf.data import synthetic
+    from vaecf.data.prepare import DATASETS, default_protocol
+    from vaecf.data.sources import DATASETS as DOWNLOADABLE
+
+    if dataset.startswith("synthetic"):
+        try:
+            synthetic.parse_spec(dataset)
+        except ValueError as e:
+            raise VaecfError(f"dataset {dataset}: {e}") from e
+    elif dataset not in DOWNLOADABLE:
+        raise VaecfError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    try:
+        return default_protocol(dataset, heldout_users)
+    except ConfigError as e:
+        raise VaecfError(f"--heldout-users {heldout_users}: {e.rule}") from e
+
+
+def _out_folder(out: Path) -> Path:
+    """``--out`` as a folder: refused now if it is a file or cannot be written, rather than after the work."""
+    if out.exists() and not out.is_dir():
+        raise VaecfError(f"--out {out}: is a file; a folder is needed")
+    return _writable(out)
+
+
+def _out_file(out: Path) -> Path:
+    if out.is_dir():
+        raise VaecfError(f"--out {out}: is a folder; a file name is needed")
+    return _writable(out)
+
+
+def _writable(out: Path) -> Path:
+    """``out``, after checking that it, or the nearest folder above it that exists, can be written."""
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    if existing != out and not existing.is_dir():
+        raise VaecfError(f"--out {out}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK):
+        raise VaecfError(f"--out {out}: {existing} is not writable")
+    return out
+
+
+# -- the commands --------------------------------------------------------------------------------------
+
+def _cmd_prepare(args: argparse.Namespace, argv: list[str]) -> int:
+    from vaecf.data.prepare import prepare
+
+    protocol = _protocol(args.dataset, args.heldout_users)
+    split = prepare(args.dataset, _out_folder(args.out), source=args.source, protocol=protocol)
     print(json.dumps(split.stats, indent=2))
     return 0
 
 
 def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
     config = run_config(args)
+    out = _out_folder(args.out)
     if config.train.workers > 1:
         from vaecf.launch import is_worker, launch_workers, world_from_env
 
@@ -156,18 +417,26 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
 
     split = Split.load(args.data)
     trainer = Trainer(split.n_items, config, world=world)
-    result = trainer.fit(split, out=args.out, meta={"data_dir": str(args.data.resolve())})
+    result = trainer.fit(split, out=out, meta={"data_dir": _data_ref(args.data, out)})
     if trainer.world.rank == 0:
         summary = {"best_epoch": result.best_epoch, "validation": result.best, "users_per_s": result.throughput,
                    "train_s": result.train_seconds, "workers": trainer.world.size,
                    "peak_rss_bytes": peak_rss_bytes(), "device_peak_bytes": device_peak_bytes()}
-        write_json(args.out / "result.json", summary)
+        write_json(out / "result.json", summary)
         print(json.dumps(summary))
     return 0
 
 
-def load_run(run: Path) -> tuple[Trainer, Split]:
-    """Rebuild a finished run's model with its best weights, and its split."""
+def _data_ref(data: Path, run: Path) -> str:
+    """The data folder as the run records it: relative to the run folder, so that both can move together."""
+    return os.path.relpath(data.resolve(), run.resolve())
+
+
+def load_run(run: Path, data: Path | None = None) -> tuple[Trainer, Split]:
+    """Rebuild a finished run's model with its best weights, and its split (``data``, else the run's own).
+
+    Refuses a split other than the one the run was trained on (another cache key or item count).
+    """
     from vaecf.data.split import Split
     from vaecf.io import read_json
     from vaecf.train import Trainer
@@ -175,14 +444,30 @@ def load_run(run: Path) -> tuple[Trainer, Split]:
     if not (run / "config.json").is_file() or not (run / "best" / "weights.index").is_file():
         raise VaecfError(f"{run}: not a finished training run (config.json or best/weights missing)")
     saved = read_json(run / "config.json")
-    split = Split.load(Path(saved["data_dir"]))
+    if data is None and "data_dir" not in saved:
+        raise VaecfError(f"{run}: the run does not say where its data is; pass --data")
+    folder = data if data is not None else run / saved["data_dir"]  # an old absolute path stays absolute
+    split = Split.load(folder)
+    _check_same_data(run, saved.get("data", {}), folder, split.stats)
     trainer = Trainer(split.n_items, RunConfig.from_dict(saved["config"]))
     trainer.restore_best(run)
     return trainer, split
 
 
+def _check_same_data(run: Path, trained: dict[str, Any], folder: Path, stats: dict[str, Any]) -> None:
+    keys = (trained.get("cache_key"), stats.get("cache_key"))
+    items = (trained.get("items"), stats.get("items"))
+    if keys[0] != keys[1] or items[0] != items[1]:
+        protocol = trained.get("protocol", {})
+        raise VaecfError(
+            f"{folder} is not the data {run} was trained on (cache key {keys[1]}, {items[1]} items; the run's: "
+            f"{keys[0]}, {items[0]} items): pass --data with the run's folder, or prepare it again with the "
+            f"run's settings: vaecf data prepare {trained.get('dataset', 'DATASET')} "
+            f"--heldout-users {protocol.get('heldout_users', 'N')} --out DIR")
+
+
 def _cmd_evaluate(args: argparse.Namespace, argv: list[str]) -> int:
-    trainer, split = load_run(args.run)
+    trainer, split = load_run(args.run, args.data)
     result = trainer.evaluate(split, args.split).to_dict()
     if args.json:
         print(json.dumps({"split": args.split, **result}))
@@ -193,22 +478,43 @@ def _cmd_evaluate(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _cmd_recommend(args: argparse.Namespace, argv: list[str]) -> int:
-    import numpy as np
-    import scipy.sparse as sp
+    from vaecf.recommend import recommend
 
-    from vaecf.metrics import mask_foldin, top_k
-
-    trainer, split = load_run(args.run)
-    column = {int(item): j for j, item in enumerate(split.item_ids)}
     try:
         ids = [int(s) for s in args.items.split(",") if s.strip()]
     except ValueError as e:
-        raise VaecfError(f"--items must be comma-separated integer item ids ({e})") from e
-    unknown = [i for i in ids if i not in column]
-    if unknown:
-        raise VaecfError(f"item id(s) not in this model's catalogue: {', '.join(map(str, unknown))}")
-    history = sp.csr_matrix((np.ones(len(ids), np.float32), ([0] * len(ids), [column[i] for i in ids])),
-                            shape=(1, split.n_items))
-    scores = mask_foldin(trainer.scores(history), history)
-    print(",".join(str(split.item_ids[j]) for j in top_k(scores, args.k)[0]))
+        raise VaecfError(f"--items {args.items}: must be comma-separated integer item ids ({e})") from e
+    trainer, split = load_run(args.run, args.data)
+    try:
+        result = recommend(trainer, split, ids, args.k)
+    except ConfigError as e:
+        raise VaecfError(f"-k {args.k}: {e.rule}") from e
+    for note in result.notes:
+        print(f"vaecf: note: {note}", file=sys.stderr)
+    print(",".join(map(str, result.items)))
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
+    from vaecf.compare import DEFAULT_MODELS, compare, markdown_table
+
+    base = run_config(args, model="vae")
+    try:
+        record = compare(args.data, args.models or DEFAULT_MODELS, args.seeds, base, _out_file(args.out))
+    except ConfigError as e:
+        if e.field != "models":
+            raise
+        raise VaecfError(f"--models {','.join(args.models)}: {e.rule}") from e
+    print(markdown_table(record))
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
+    from vaecf.bench import bench
+
+    out = bench(dataset=args.dataset, data=args.data, cache=args.cache, batch_sizes=args.batch_sizes,
+                inputs=args.inputs, pipeline=args.pipeline, precision=args.precision, xla=args.xla,
+                warmup=args.warmup, steps=args.steps, breakdown=args.breakdown, workers=args.workers,
+                out=None if args.out is None else _out_file(args.out), argv=argv)
+    print(f"wrote {out}")
     return 0

@@ -9,59 +9,63 @@ and seed, so an interrupted comparison resumes where it stopped.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vaecf.baselines import Popularity, select_ease
+from vaecf.config import ModelConfig, ModelKind, RunConfig
 from vaecf.data.split import Split
+from vaecf.errors import ConfigError
 from vaecf.io import atomic_write, read_json, write_json
 from vaecf.metrics import evaluate
 
 METRICS = ("ndcg@100", "recall@20", "recall@50")
+NEURAL: tuple[ModelKind, ...] = ("vae", "dae")
+BASELINES = ("ease", "popularity")
+MODELS = (*NEURAL, *BASELINES)
+DEFAULT_MODELS = ("vae", "ease", "popularity")
 
 
-def add_compare_parser(sub: argparse._SubParsersAction) -> None:
-    from vaecf.cli import add_train_options
+def compare(data: Path, models: Sequence[str], seeds: int, base: RunConfig, out: Path) -> dict[str, Any]:
+    """Train and test each of ``models`` on the split in ``data``; the record, also written to ``out``.
 
-    p = sub.add_parser("compare", help="test quality of vae, dae, ease, popularity over seeds")
-    p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--models", default="vae,ease,popularity", help="comma-separated: vae,dae,ease,popularity")
-    p.add_argument("--seeds", type=int, default=5, help="seeds per neural model (98765, 98766, ...)")
-    p.add_argument("--out", type=Path, required=True, help="JSON record; a .md table is written beside it")
-    add_train_options(p)
-    p.set_defaults(func=_cmd_compare)
-
-
-def _cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
-    from vaecf.cli import run_config
-
-    split = Split.load(args.data)
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    base_seed = args.seed if args.seed is not None else 98765
-    record = read_json(args.out) if args.out.is_file() else {"data": split.stats, "results": {}}
+    Neural models train ``seeds`` times, with seeds counting up from ``base.train.seed``, with
+    ``base``'s training settings and the paper's architecture of each kind. A record already at
+    ``out`` is resumed: finished runs are kept, missing ones are added.
+    """
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise ConfigError("models", unknown, "from " + ", ".join(MODELS))
+    if seeds < 1:
+        raise ConfigError("seeds", seeds, ">= 1")
+    split = Split.load(data)
+    record = read_json(out) if out.is_file() else {"data": split.stats, "results": {}}
     for model in models:
         done = record["results"].setdefault(model, {"runs": []})
-        if model in ("vae", "dae"):
-            args.model = model
-            for k in range(len(done["runs"]), args.seeds):
-                args.seed = base_seed + k
-                config = run_config(args)
+        if model in NEURAL:
+            for k in range(len(done["runs"]), seeds):
+                config = _seeded(base, model, base.train.seed + k)
                 done["config"] = dataclasses.asdict(config)
-                done["runs"].append({"seed": args.seed, **_train_and_test(split, config)})
-                _save(args.out, record)
+                done["runs"].append({"seed": config.train.seed, **_train_and_test(split, config)})
+                _save(out, record)
         elif not done["runs"]:
             done["runs"].append(_baseline(model, split))
-            _save(args.out, record)
-    print(markdown_table(record))
-    return 0
+            _save(out, record)
+    return record
 
 
-def _train_and_test(split: Split, config: Any) -> dict[str, Any]:
+def _seeded(base: RunConfig, kind: ModelKind, seed: int) -> RunConfig:
+    """``base`` with the paper's architecture of ``kind`` and another seed."""
+    return RunConfig(model=ModelConfig.for_kind(kind, base.train.batch_size),
+                     train=base.train.with_overrides(seed=seed))
+
+
+def _train_and_test(split: Split, config: RunConfig) -> dict[str, Any]:
     from vaecf.log import EpochLog
     from vaecf.train import Trainer
 
@@ -81,7 +85,7 @@ def _baseline(model: str, split: Split) -> dict[str, Any]:
         ease, by_lambda = select_ease(split.train, split.validation_foldin, split.validation_target)
         return {"lambda": ease.lam, "validation_by_lambda": {str(k): v for k, v in by_lambda.items()},
                 "test": evaluate(ease.score, test_foldin, test_target).metrics}
-    raise ValueError(f"unknown model {model!r}; use vae, dae, ease or popularity")
+    raise ConfigError("model", model, "one of " + ", ".join(BASELINES))
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
@@ -111,4 +115,8 @@ def markdown_table(record: dict[str, Any]) -> str:
 def _save(out: Path, record: dict[str, Any]) -> None:
     write_json(out, record)
     table = markdown_table(record) + "\n"
-    atomic_write(out.with_suffix(".md"), lambda tmp: tmp.write_text(table))
+
+    def write_table(tmp: Path) -> None:
+        tmp.write_text(table)
+
+    atomic_write(out.with_suffix(".md"), write_table)

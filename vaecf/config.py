@@ -7,15 +7,73 @@ be traced back to the exact settings that produced it.
 from __future__ import annotations
 
 import dataclasses
+import numbers
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from vaecf.errors import ConfigError
 
 Precision = Literal["float32", "mixed_float16", "mixed_bfloat16"]
 InputKind = Literal["dense", "sparse"]
 Pipeline = Literal["feed", "tfdata"]
 ModelKind = Literal["vae", "dae"]
-Engine = Literal["horovod", "tf-distribute"]
+Engine = Literal["auto", "horovod", "tf-distribute"]
+"""``auto``: Horovod where it is installed, else tf.distribute (``launch.resolve_engine``)."""
 BatchScope = Literal["global", "worker"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An allowed range of a numeric setting, stated as the error message states it."""
+
+    allows: Callable[[Any], bool]
+    text: str
+
+
+AT_LEAST_0 = Rule(lambda v: v >= 0, ">= 0")
+AT_LEAST_1 = Rule(lambda v: v >= 1, ">= 1")
+POSITIVE = Rule(lambda v: v > 0, "> 0")
+FRACTION_OPEN = Rule(lambda v: 0 < v < 1, "in (0, 1)")
+FRACTION_KEEP = Rule(lambda v: 0 < v <= 1, "in (0, 1]")
+MOMENTUM = Rule(lambda v: 0 <= v < 1, "in [0, 1)")
+
+
+def validate(obj: Any, rules: dict[str, Rule]) -> None:
+    """Check every field of a config dataclass: its type, its Literal choices and its ``rules``.
+
+    Raises ConfigError naming the first bad field. A field added later needs one line in
+    ``rules`` (a Literal or bool field needs none).
+    """
+    for name, kind in field_types(type(obj)).items():
+        value = getattr(obj, name)
+        choices = typing.get_args(kind) if typing.get_origin(kind) is Literal else ()
+        if choices and value not in choices:
+            raise ConfigError(name, value, "one of " + ", ".join(map(str, choices)))
+        if kind is bool and not isinstance(value, bool):
+            raise ConfigError(name, value, "true or false")
+        # numbers.*, not int/float: numpy scalars are fine values too
+        if kind is int and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+            raise ConfigError(name, value, "an integer")
+        if kind is float and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+            raise ConfigError(name, value, "a number")
+        if typing.get_origin(kind) is tuple and not all(isinstance(v, int) and v >= 1 for v in value):
+            raise ConfigError(name, value, "integers >= 1")
+        rule = rules.get(name)
+        if rule is not None and not rule.allows(value):
+            raise ConfigError(name, value, rule.text)
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    """Field name -> resolved annotation (this module postpones annotations, so they are strings)."""
+    if cls not in _FIELD_TYPES:
+        hints = typing.get_type_hints(cls)
+        _FIELD_TYPES[cls] = {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    return _FIELD_TYPES[cls]
+
+
+_FIELD_TYPES: dict[type, dict[str, Any]] = {}
 
 
 @dataclass(frozen=True)
@@ -35,6 +93,10 @@ class ProtocolConfig:
     min_split_items: int = 5
     """Heldout users with fewer items (after dropping unseen items) go wholly to fold-in."""
 
+    def __post_init__(self) -> None:
+        validate(self, {"min_user_positives": AT_LEAST_1, "heldout_users": AT_LEAST_1, "seed": AT_LEAST_0,
+                        "target_fraction": FRACTION_OPEN, "min_split_items": AT_LEAST_1})
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -48,6 +110,9 @@ class ModelConfig:
     """Keep probability of the dropout applied to the L2-normalised input."""
     weight_decay: float = 0.0
     """L2 coefficient lam; the loss adds 2 * lam * sum(w^2) / 2 over weights, as the paper's code."""
+
+    def __post_init__(self) -> None:
+        validate(self, {"latent": AT_LEAST_1, "dropout_keep": FRACTION_KEEP, "weight_decay": AT_LEAST_0})
 
     def encoder_shapes(self, n_items: int) -> list[tuple[int, int]]:
         """(fan-in, fan-out) of each encoder layer; the VAE's last one emits mean and log-variance."""
@@ -90,7 +155,7 @@ class TrainConfig:
     precision: Precision = "float32"
     xla: bool = False
     workers: int = 1
-    engine: Engine = "horovod"
+    engine: Engine = "auto"
     """Data-parallel engine when workers > 1."""
     batch_scope: BatchScope = "global"
     """What ``batch_size`` counts with N workers: the global batch (each worker B/N users, the same
@@ -101,6 +166,12 @@ class TrainConfig:
     def global_batch(self) -> int:
         """Users per optimizer update, over all workers."""
         return self.batch_size * self.workers if self.batch_scope == "worker" else self.batch_size
+
+    def __post_init__(self) -> None:
+        validate(self, {"batch_size": AT_LEAST_1, "lr": POSITIVE, "beta1": MOMENTUM, "beta2": MOMENTUM,
+                        "epsilon": POSITIVE, "total_anneal_steps": AT_LEAST_0, "anneal_cap": AT_LEAST_0,
+                        "epochs": AT_LEAST_1, "eval_every": AT_LEAST_1, "seed": AT_LEAST_0,
+                        "prefetch": AT_LEAST_0, "workers": AT_LEAST_1})
 
     def with_overrides(self, **overrides: Any) -> TrainConfig:
         return replace_checked(self, overrides)
@@ -152,6 +223,6 @@ def replace_checked(obj: Any, overrides: dict[str, Any]) -> Any:
     names = {f.name for f in dataclasses.fields(obj)}
     unknown = sorted(set(overrides) - names)
     if unknown:
-        raise ValueError(f"unknown {type(obj).__name__} field(s): {', '.join(unknown)}; "
-                         f"known: {', '.join(sorted(names))}")
+        rule = f"unknown {type(obj).__name__} field(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}"
+        raise ConfigError(unknown[0], overrides[unknown[0]], "a known field", rule=rule)
     return dataclasses.replace(obj, **overrides)

@@ -15,3 +15,16 @@ class DownloadError(VaecfError):
 
 class TrainingError(VaecfError):
     """Training cannot go on (a non-finite loss, an unusable configuration)."""
+
+
+class ConfigError(VaecfError, ValueError):
+    """A setting outside its allowed values: names the field, the value and what is allowed.
+
+    Also a ValueError, which is what a bad argument is to Python callers. ``rule`` is the message
+    without the value, for a front end that names where the value came from (``--batch-size 0: ...``).
+    """
+
+    def __init__(self, field: str, value: object, allowed: str, *, rule: str | None = None) -> None:
+        self.field, self.value, self.allowed = field, value, allowed
+        self.rule = rule or f"{field} must be {allowed}"
+        super().__init__(rule or f"{self.rule}, not {value!r}")

@@ -2,7 +2,7 @@
 
 One host (what ``vaecf train --workers N`` does)::
 
-    vaecf train --data D --out R --workers 4                          # Horovod (default engine)
+    vaecf train --data D --out R --workers 4                          # auto: Horovod where installed
     vaecf train --data D --out R --workers 4 --engine tf-distribute
 
 Horovod runs ``horovodrun -np 4 --gloo python -m vaecf train ...``: Gloo rendezvous over local
@@ -22,6 +22,16 @@ it on every rank). On GPUs, each host runs one process per GPU, pinned by local 
 Horovod built with ``HOROVOD_GPU_OPERATIONS=NCCL`` all-reduces on the GPUs over NCCL.
 ``tf-distribute`` across hosts is not launched for you: start ``vaecf train`` on every host
 with ``VAECF_WORKER=1`` and a ``TF_CONFIG`` listing all workers and its own index.
+
+Who can reach the workers: every TF_CONFIG address of single-host workers is on loopback
+(127.0.0.1), so workers dial each other only there. TensorFlow's gRPC server itself still
+listens on every interface: ``GrpcServer::Init`` (tensorflow/core/distributed_runtime/rpc/
+grpc_server_lib.cc) adds the listening port as ``"0.0.0.0:" + port`` whatever host TF_CONFIG
+names, and TensorFlow (2.21 checked) has no option or environment variable to change that (its
+gRPC variables are TF_GRPC_DEFAULT_OPTIONS for client channels, TF_GRPC_REUSE_PORT and the worker
+cache's thread and queue counts). The service is unauthenticated (TensorFlow expects a private
+network), so on a host reachable by others, firewall the ports or run the workers where only you
+can connect (a container, a private network namespace). Horovod's Gloo rendezvous is Horovod's.
 
 ``python -m vaecf.launch probe ...`` is a small fixed workload on random data used by the tests
 and by ``compare_workers`` (throughput of 1 vs N workers).
@@ -56,6 +66,8 @@ LOCAL_RANK_ENV = "VAECF_LOCAL_RANK"
 MIRRORED_ENV = "VAECF_MIRRORED_DEVICES"
 """Set in a single tf-distribute worker that mirrors over these local devices ("/gpu:0,/gpu:1")."""
 TIMED_OUT = 124
+LOOPBACK = "127.0.0.1"
+"""The address single-host workers name in TF_CONFIG (not "localhost", which may resolve to ::1 first)."""
 
 
 def is_worker() -> bool:
@@ -79,10 +91,14 @@ def launch(command: Sequence[str], workers: int, engine: str, hosts: str | None 
     """
     if workers < 1:
         raise TrainingError(f"workers must be >= 1, not {workers}")
+    if engine == "auto":
+        engine = resolve_engine(engine)
+        why = "Horovod is installed" if engine == "horovod" else "Horovod is not installed"
+        print(f"vaecf: data parallel with {engine} (--engine auto: {why})", file=sys.stderr, flush=True)
     if engine == "horovod":
         return _horovodrun(list(command), workers, hosts, timeout)
     if engine != "tf-distribute":
-        raise TrainingError(f"unknown engine {engine!r}: 'horovod' or 'tf-distribute'")
+        raise TrainingError(f"unknown engine {engine!r}: 'auto', 'horovod' or 'tf-distribute'")
     if hosts:
         raise TrainingError("--hosts needs --engine horovod; for tf-distribute across hosts start "
                          "'vaecf train' on each host with VAECF_WORKER=1 and its own TF_CONFIG")
@@ -93,12 +109,10 @@ def launch(command: Sequence[str], workers: int, engine: str, hosts: str | None 
         devices = ",".join(f"/gpu:{i}" for i in range(workers))
         return _wait([subprocess.Popen(command, env={**env, MIRRORED_ENV: devices},
                                        start_new_session=True)], timeout)
-    cluster = {"worker": [f"localhost:{port}" for port in _free_ports(workers)]}
     env.setdefault("TF_NUM_INTRAOP_THREADS", str(_cpu_threads(workers)))
-    procs = [subprocess.Popen(command, start_new_session=True, env={
-        **env, LOCAL_RANK_ENV: str(i),
-        "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
-        for i in range(workers)]
+    procs = [subprocess.Popen(command, start_new_session=True,
+                              env={**env, LOCAL_RANK_ENV: str(i), "TF_CONFIG": tf_config})
+             for i, tf_config in enumerate(tf_configs(_free_ports(workers)))]
     return _wait(procs, timeout)
 
 
@@ -106,6 +120,7 @@ def world_from_env(engine: str) -> World:
     """The ``World`` of a launched worker; call it before any other TensorFlow op of the process."""
     from vaecf import distributed
 
+    engine = resolve_engine(engine)  # as the launcher resolved it: the same packages on every worker
     if engine == "horovod":
         if not horovod_installed():
             raise TrainingError(_NO_HOROVOD)
@@ -119,6 +134,13 @@ def world_from_env(engine: str) -> World:
 def horovod_installed() -> bool:
     """Whether the optional ``horovod`` package is here (found, not imported: importing loads its TF ops)."""
     return importlib.util.find_spec("horovod") is not None
+
+
+def resolve_engine(engine: str) -> str:
+    """``auto`` -> ``horovod`` where Horovod is installed, else ``tf-distribute``; any other name as is."""
+    if engine != "auto":
+        return engine
+    return "horovod" if horovod_installed() else "tf-distribute"
 
 
 _NO_HOROVOD = ("Horovod is not installed: pip install 'vaecf[horovod]' (needs TensorFlow 2.15-2.18; "
@@ -171,12 +193,18 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
         live = [p for p in live if p.poll() is None]
 
 
+def tf_configs(ports: Sequence[int]) -> list[str]:
+    """Each single-host worker's TF_CONFIG: the cluster on loopback ``ports``, and the worker's index."""
+    cluster = {"worker": [f"{LOOPBACK}:{port}" for port in ports]}
+    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(len(ports))]
+
+
 def _free_ports(n: int) -> list[int]:
     """``n`` distinct free loopback ports (held open together so that they differ)."""
     with ExitStack() as stack:
         socks = [stack.enter_context(socket.socket()) for _ in range(n)]
         for s in socks:
-            s.bind(("localhost", 0))
+            s.bind((LOOPBACK, 0))
         return [s.getsockname()[1] for s in socks]
 
 
