@@ -229,7 +229,8 @@ def fit_to(step: Step, hardware: Hardware, cpu: dict[str, Any] | None = None) ->
             skip = "float16 mixed precision needs a GPU"
     if train.workers > (hardware.gpus or hardware.cores):
         skip = f"needs {train.workers} workers; this machine has {hardware.describe()}"
-    if train.workers > 1 and train.engine == "horovod" and not hardware.horovod:
-        train = train.with_overrides(engine="tf-distribute")
-        notes.append("Horovod not installed: tf.distribute instead")
+    if train.workers > 1 and train.engine != "tf-distribute":
+        if not hardware.horovod:
+            notes.append("Horovod not installed: tf.distribute instead")
+        train = train.with_overrides(engine="horovod" if hardware.horovod else "tf-distribute")
     return dataclasses.replace(step, train=train, notes=tuple(notes), skip=skip)

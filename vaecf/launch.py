@@ -54,6 +54,7 @@ from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vaecf.children import die_with_parent
 from vaecf.errors import TrainingError
 
 if TYPE_CHECKING:
@@ -108,9 +109,9 @@ def launch(command: Sequence[str], workers: int, engine: str, hosts: str | None 
     if one_process:
         devices = ",".join(f"/gpu:{i}" for i in range(workers))
         return _wait([subprocess.Popen(command, env={**env, MIRRORED_ENV: devices},
-                                       start_new_session=True)], timeout)
+                                       start_new_session=True, preexec_fn=die_with_parent)], timeout)
     env.setdefault("TF_NUM_INTRAOP_THREADS", str(_cpu_threads(workers)))
-    procs = [subprocess.Popen(command, start_new_session=True,
+    procs = [subprocess.Popen(command, start_new_session=True, preexec_fn=die_with_parent,
                               env={**env, LOCAL_RANK_ENV: str(i), "TF_CONFIG": tf_config})
              for i, tf_config in enumerate(tf_configs(_free_ports(workers)))]
     return _wait(procs, timeout)
@@ -155,7 +156,8 @@ def _horovodrun(command: list[str], workers: int, hosts: str | None, timeout: fl
         env.setdefault("TF_NUM_INTRAOP_THREADS", str(_cpu_threads(workers)))
     run = [sys.executable, "-m", "horovod.runner.launch", "-np", str(workers), "--gloo"]
     run += ["-H", hosts] if hosts else []
-    return _wait([subprocess.Popen([*run, *command], env=env, start_new_session=True)], timeout)
+    return _wait([subprocess.Popen([*run, *command], env=env, start_new_session=True,
+                                   preexec_fn=die_with_parent)], timeout)
 
 
 def _wait(procs: list[subprocess.Popen[bytes]], timeout: float | None) -> int:
