@@ -13,6 +13,7 @@ its records disagree.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from vaecf.errors import VaecfError
@@ -44,6 +45,10 @@ def sync(root: Path = ROOT) -> list[Path]:
     for page in pages(root):
         text = render(page, root)
         if text != page.read_text():
-            atomic_write(page, lambda tmp, t=text: tmp.write_text(t))
+            atomic_write(page, _writer(text))
             changed.append(page)
     return changed
+
+
+def _writer(text: str) -> Callable[[Path], int]:
+    return lambda tmp: tmp.write_text(text)

@@ -52,7 +52,7 @@ def measure(split: Split, train: TrainConfig, warmup: int, steps: int, parts: bo
     trainer = Trainer(split.n_items, config, warmup_steps=warmup)
     needed = warmup + steps
     epochs = 0
-    while trainer.throughput.summary()["steps"] < steps and epochs < needed:
+    while len(trainer.throughput.users_per_s) < steps and epochs < needed:
         trainer.train_epoch(split.train, epochs, max_steps=needed, show_progress=False)
         epochs += 1
     tput = trainer.throughput.summary()

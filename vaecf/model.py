@@ -18,14 +18,14 @@ dense and sparse paths see the same noise.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 import numpy as np
 import tensorflow as tf
 
 from vaecf.config import ModelConfig, Precision
 
-Batch = tf.Tensor | tf.SparseTensor
+Batch: TypeAlias = tf.Tensor | tf.SparseTensor
 
 
 class Loss(NamedTuple):
