@@ -23,11 +23,17 @@ def shared_data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def ml100k_ratings() -> pd.DataFrame:
+def ml100k_file() -> Path:
+    """The real MovieLens-100K ratings file (u.data); the test is skipped where it is absent."""
     path = shared_data_dir() / "ml-100k" / "u.data"
     if not path.is_file():
         pytest.skip(f"real MovieLens-100K ratings not found at {path} (set VAECF_DATA_DIR)")
-    return pd.read_csv(path, sep="\t", names=["user", "item", "rating", "ts"])
+    return path
+
+
+@pytest.fixture(scope="session")
+def ml100k_ratings(ml100k_file: Path) -> pd.DataFrame:
+    return pd.read_csv(ml100k_file, sep="\t", names=["user", "item", "rating", "ts"])
 
 
 @pytest.fixture(scope="session")

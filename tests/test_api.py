@@ -1,4 +1,4 @@
-"""The public API: light to import, and the example of docs/python-api.md runs as written."""
+"""The public API: light to import, and the README's example runs as written."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 import vaecf
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "python-api.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_every_public_name_resolves() -> None:
@@ -24,9 +24,9 @@ def test_every_public_name_resolves() -> None:
 
 @pytest.mark.slow
 def test_the_documented_example_runs(capsys) -> None:
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     assert len(blocks) == 1
-    exec(compile(blocks[0], str(DOC), "exec"), {})  # noqa: S102
+    exec(compile(blocks[0], str(README), "exec"), {})  # noqa: S102
     out = capsys.readouterr().out
     assert re.search(r"best epoch [01], test NDCG@100 0\.\d{3}", out)
     assert len(re.search(r"recommended: \[(.*)\]", out).group(1).split(",")) == 10

@@ -202,3 +202,17 @@ def test_tensorflow_start_up_logging_is_silent_unless_verbose(run) -> None:
     loud = subprocess.run([sys.executable, "-m", "vaecf", "--verbose", "evaluate", str(run / "run")], env=env,
                           capture_output=True, text=True, timeout=300)
     assert loud.returncode == 0 and loud.stderr != ""
+
+
+def test_a_local_archive_is_checked_and_no_verify_is_recorded(ml100k_file, tmp_path, capsys) -> None:
+    import zipfile
+
+    archive = tmp_path / "ml-100k.zip"  # the real ratings, but not the published archive's bytes
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(ml100k_file, "ml-100k/u.data")
+    args = ["data", "prepare", "ml-100k", "--source", str(archive), "--out", str(tmp_path / "data")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not the published ml-100k.zip" in err and "--no-verify" in err
+    assert main([*args, "--no-verify"]) == 0
+    assert json.loads((tmp_path / "data" / "stats.json").read_text())["source_verified"] is False

@@ -174,6 +174,9 @@ def _add_data(sub: Any) -> None:
                                                "(default: download, where the dataset can be downloaded)")
     p.add_argument("--heldout-users", type=int, help="N validation and N test users (default: the dataset's)")
     p.add_argument("--out", type=Path, required=True, help="folder for the split")
+    p.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="accept a --source archive whose checksum differs from the published one "
+                        "(recorded in stats.json as source_verified: false; default: refuse it)")
 
 
 def _add_train(sub: Any) -> None:
@@ -394,7 +397,7 @@ def _cmd_prepare(args: argparse.Namespace, argv: list[str]) -> int:
     from vaecf.data.prepare import prepare
 
     protocol = _protocol(args.dataset, args.heldout_users)
-    split = prepare(args.dataset, _out_folder(args.out), source=args.source, protocol=protocol)
+    split = prepare(args.dataset, _out_folder(args.out), source=args.source, protocol=protocol, verify=args.verify)
     print(json.dumps(split.stats, indent=2))
     return 0
 
