@@ -1,7 +1,7 @@
 """Data parallelism: the sharding rule, the launcher, and real multi-process training.
 
 The multi-process tests start 2 workers on CPU (Horovod over Gloo, and tf.distribute's
-MultiWorkerMirroredStrategy over loopback) running ``python -m vaecf.launch probe``: a Mult-DAE
+MultiWorkerMirroredStrategy over loopback) running ``python -m vaecf.probe``: a Mult-DAE
 on a seeded random matrix, dropout off, so that one step is a deterministic function of the
 weights and the users of the batch. (The VAE draws its noise per worker and per batch shape,
 so it could not match one worker exactly.)
@@ -19,7 +19,8 @@ import pytest
 
 from vaecf.distributed import shard_users
 from vaecf.errors import TrainingError
-from vaecf.launch import LOCAL_RANK_ENV, MIRRORED_ENV, TIMED_OUT, WORKER_ENV, compare_workers, launch, probe_main
+from vaecf.launch import LOCAL_RANK_ENV, MIRRORED_ENV, TIMED_OUT, WORKER_ENV, launch
+from vaecf.probe import compare_workers, probe_main
 
 
 def _horovod_missing() -> str | None:
@@ -126,7 +127,7 @@ def _weights(path: Path) -> list[np.ndarray]:
 
 
 def _probe(out: Path, engine: str, args: list[str]) -> list[str]:
-    return [sys.executable, "-m", "vaecf.launch", "probe", "--out", str(out), "--engine", engine, *args]
+    return [sys.executable, "-m", "vaecf.probe", "--out", str(out), "--engine", engine, *args]
 
 
 def _assert_close(got: list[np.ndarray], want: list[np.ndarray]) -> None:

@@ -4,8 +4,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 from vaecf.config import ModelConfig
-from vaecf.flops import flops_per_user
-from vaecf.model import MultVAE, multinomial_nll, output_nll, sparse_matmul
+from vaecf.model import MultVAE
 from vaecf.pipeline import to_sparse_tensor
 
 ITEMS = 50
@@ -40,56 +39,6 @@ def test_sparse_and_dense_paths_give_same_loss_and_gradients(kind: str) -> None:
         np.testing.assert_allclose(s, d, rtol=1e-4, atol=1e-6)
 
 
-def test_multinomial_nll_matches_numpy() -> None:
-    rng = np.random.default_rng(2)
-    h = rng.normal(size=(4, 5)).astype(np.float32)
-    w = rng.normal(size=(5, 6)).astype(np.float32)
-    b = rng.normal(size=6).astype(np.float32)
-    x = np.array([[1, 0, 1, 0, 0, 0], [0, 2, 0, 0, 0, 1], [0, 0, 0, 0, 1, 0], [0] * 6], np.float32)
-    logits = h @ w + b
-    logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
-    expected = -(logp * x).sum(1)
-    np.testing.assert_allclose(multinomial_nll(tf.constant(logits), tf.constant(x)).numpy(), expected, rtol=1e-5)
-    sparse = to_sparse_tensor(sp.csr_matrix(x))
-    np.testing.assert_allclose(output_nll(tf.constant(h), tf.constant(w), tf.constant(b), sparse).numpy(),
-                               expected, rtol=1e-5, atol=1e-6)
-
-
-def test_fused_output_gradient_matches_autodiff_including_an_empty_row() -> None:
-    rng = np.random.default_rng(3)
-    h, w, b = (tf.constant(rng.normal(size=s).astype(np.float32)) for s in ((4, 5), (5, 7), (7,)))
-    x = np.zeros((4, 7), np.float32)
-    x[0, [1, 3]] = 1.0
-    x[1, [0, 6]] = [2.0, 0.5]
-    x[3, 2] = 1.0  # row 2 is empty
-    weights = tf.constant([0.3, 1.0, 2.0, 0.7])
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch([h, w, b])
-        fused = tf.reduce_sum(weights * output_nll(h, w, b, to_sparse_tensor(sp.csr_matrix(x))))
-        reference = tf.reduce_sum(weights * multinomial_nll(tf.matmul(h, w) + b, tf.constant(x)))
-    for got, want in zip(tape.gradient(fused, [h, w, b]), tape.gradient(reference, [h, w, b])):
-        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.parametrize("shuffled", [False, True])
-def test_sparse_matmul_and_its_weight_gradient_match_dense(shuffled: bool) -> None:
-    rng = np.random.default_rng(4)
-    x = sp.random(9, 30, density=0.2, format="lil", random_state=5, dtype=np.float32)
-    x[3] = 0.0  # an empty row
-    x = x.tocsr()
-    st = to_sparse_tensor(x)
-    if shuffled:  # CSR kernels misread nonzeros out of row-major order unless they are reordered
-        perm = rng.permutation(int(st.values.shape[0]))
-        st = tf.SparseTensor(tf.gather(st.indices, perm), tf.gather(st.values, perm), st.dense_shape)
-    w = tf.Variable(rng.normal(size=(30, 4)).astype(np.float32))
-    upstream = rng.normal(size=(9, 4)).astype(np.float32)
-    with tf.GradientTape() as tape:
-        out = sparse_matmul(st, w)
-        objective = tf.reduce_sum(out * upstream)
-    np.testing.assert_allclose(out.numpy(), x.toarray() @ w.numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(tape.gradient(objective, w).numpy(), x.toarray().T @ upstream, rtol=1e-5, atol=1e-5)
-
-
 def test_architectures_have_the_papers_shapes() -> None:
     vae = MultVAE(1000, ModelConfig())
     assert [tuple(w.shape) for w in vae.weights] == [(1000, 600), (600, 400), (200, 600), (600, 1000)]
@@ -117,10 +66,3 @@ def test_bfloat16_policy_keeps_float32_variables_and_is_close() -> None:
     lf, lb = f32.loss(x, 0.0, False, seed), bf16.loss(x, 0.0, False, seed)
     assert lb.total.dtype == tf.float32
     assert lb.total.numpy() == pytest.approx(lf.total.numpy(), rel=2e-2)
-
-
-def test_flops_count_the_output_layer_three_times() -> None:
-    cfg = ModelConfig()
-    per_user = flops_per_user(20_108, cfg, nnz_per_user=0)
-    assert per_user == 3 * 2 * (600 * 400 + 200 * 600 + 600 * 20_108)
-    assert flops_per_user(20_108, cfg, nnz_per_user=10) - per_user == 2 * 2 * 10 * 600

@@ -8,7 +8,7 @@ peak RSS is measured on its own. ``--breakdown`` adds where each step's time goe
 ``results/<machine>/bench-<time>.json``, rewritten after every row: run the same command with
 the same ``--out`` again and finished rows are kept, the rest measured (a row whose process was
 killed, e.g. for memory, stays marked ``started`` until then). ``--workers N`` adds 1 against
-N data-parallel workers on ML-20M's shape (``launch.compare_workers``).
+N data-parallel workers on ML-20M's shape (``probe.compare_workers``).
 """
 
 from __future__ import annotations
@@ -117,8 +117,8 @@ def bench(*, dataset: str, data: Path | None, cache: Path, batch_sizes: Sequence
 
 
 def _compare_workers(workers: int, batch: int) -> list[dict[str, Any]]:
-    """1 worker against ``workers`` on the same fixed workload (``launch.compare_workers``), printed."""
-    from vaecf.launch import compare_workers
+    """1 worker against ``workers`` on the same fixed workload (``probe.compare_workers``), printed."""
+    from vaecf.probe import compare_workers
 
     rows = compare_workers(workers, batch_size=batch)
     base = rows[0]["step_users_per_s"]["median"]

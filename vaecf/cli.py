@@ -29,6 +29,7 @@ from vaecf.config import (
     field_types,
 )
 from vaecf.errors import ConfigError, VaecfError
+from vaecf.rundir import RunDir
 
 if TYPE_CHECKING:  # TensorFlow loads only for the commands that need it
     from vaecf.data.split import Split
@@ -350,18 +351,9 @@ def _typed(key: str, raw: str, kind: Any, item: str) -> Any:
 
 
 def _protocol(dataset: str, heldout_users: int | None) -> Any:
-    """The dataset's protocol, after checking that the dataset exists; errors name the option."""
-    from vaecf.data import synthetic
-    from vaecf.data.prepare import DATASETS, default_protocol
-    from vaecf.data.sources import DATASETS as DOWNLOADABLE
+    """The dataset's protocol (an unknown dataset or spec is a DataError listing what is known)."""
+    from vaecf.data.prepare import default_protocol
 
-    if dataset.startswith("synthetic"):
-        try:
-            synthetic.parse_spec(dataset)
-        except ValueError as e:
-            raise VaecfError(f"dataset {dataset}: {e}") from e
-    elif dataset not in DOWNLOADABLE:
-        raise VaecfError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
     try:
         return default_protocol(dataset, heldout_users)
     except ConfigError as e:
@@ -414,59 +406,37 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
     else:
         world = None
     from vaecf.data.split import Split
-    from vaecf.io import write_json
     from vaecf.perf import device_peak_bytes, peak_rss_bytes
     from vaecf.train import Trainer
 
     split = Split.load(args.data)
     trainer = Trainer(split.n_items, config, world=world)
-    result = trainer.fit(split, out=out, meta={"data_dir": _data_ref(args.data, out)})
+    result = trainer.fit(split, out=out, data_dir=args.data)
     if trainer.world.rank == 0:
         summary = {"best_epoch": result.best_epoch, "validation": result.best, "users_per_s": result.throughput,
                    "train_s": result.train_seconds, "workers": trainer.world.size,
                    "peak_rss_bytes": peak_rss_bytes(), "device_peak_bytes": device_peak_bytes()}
-        write_json(out / "result.json", summary)
+        RunDir(out).write_result(summary)
         print(json.dumps(summary))
     return 0
 
 
-def _data_ref(data: Path, run: Path) -> str:
-    """The data folder as the run records it: relative to the run folder, so that both can move together."""
-    return os.path.relpath(data.resolve(), run.resolve())
-
-
-def load_run(run: Path, data: Path | None = None) -> tuple[Trainer, Split]:
+def load_run(path: Path, data: Path | None = None) -> tuple[Trainer, Split]:
     """Rebuild a finished run's model with its best weights, and its split (``data``, else the run's own).
 
     Refuses a split other than the one the run was trained on (another cache key or item count).
     """
     from vaecf.data.split import Split
-    from vaecf.io import read_json
     from vaecf.train import Trainer
 
-    if not (run / "config.json").is_file() or not (run / "best" / "weights.index").is_file():
-        raise VaecfError(f"{run}: not a finished training run (config.json or best/weights missing)")
-    saved = read_json(run / "config.json")
-    if data is None and "data_dir" not in saved:
-        raise VaecfError(f"{run}: the run does not say where its data is; pass --data")
-    folder = data if data is not None else run / saved["data_dir"]  # an old absolute path stays absolute
+    run = RunDir(path)
+    run.require_finished()
+    folder = run.data_folder(data)
     split = Split.load(folder)
-    _check_same_data(run, saved.get("data", {}), folder, split.stats)
-    trainer = Trainer(split.n_items, RunConfig.from_dict(saved["config"]))
+    run.check_data(folder, split.stats)
+    trainer = Trainer(split.n_items, run.run_config())
     trainer.restore_best(run)
     return trainer, split
-
-
-def _check_same_data(run: Path, trained: dict[str, Any], folder: Path, stats: dict[str, Any]) -> None:
-    keys = (trained.get("cache_key"), stats.get("cache_key"))
-    items = (trained.get("items"), stats.get("items"))
-    if keys[0] != keys[1] or items[0] != items[1]:
-        protocol = trained.get("protocol", {})
-        raise VaecfError(
-            f"{folder} is not the data {run} was trained on (cache key {keys[1]}, {items[1]} items; the run's: "
-            f"{keys[0]}, {items[0]} items): pass --data with the run's folder, or prepare it again with the "
-            f"run's settings: vaecf data prepare {trained.get('dataset', 'DATASET')} "
-            f"--heldout-users {protocol.get('heldout_users', 'N')} --out DIR")
 
 
 def _cmd_evaluate(args: argparse.Namespace, argv: list[str]) -> int:

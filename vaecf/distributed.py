@@ -42,13 +42,62 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import tensorflow as tf
 
 from vaecf.errors import TrainingError
 from vaecf.model import Batch, Loss
+
+
+class World(Protocol):
+    """What the step needs to know about data-parallel peers (implemented below)."""
+
+    rank: int
+    size: int
+
+    def scope(self) -> AbstractContextManager[Any]:
+        """Context in which the model and optimizer variables are created."""
+        ...
+
+    def run(self, step: Callable[[Any], Loss], x: Any) -> Loss:
+        """Run ``step`` on this worker's batch inside the traced function; return local losses."""
+        ...
+
+    def shard(self, order: np.ndarray, batch_size: int) -> np.ndarray:
+        """This worker's users of an epoch's global order; every worker gets the same step count."""
+        ...
+
+    def allreduce(self, grads: list[tf.Tensor]) -> list[tf.Tensor]:
+        """Average gradients across workers (called inside the step)."""
+        ...
+
+    def broadcast(self, variables: list[tf.Variable]) -> None:
+        """Make every worker start from rank 0's values."""
+        ...
+
+
+class Local:
+    """A single worker: every user, no collectives."""
+
+    rank = 0
+    size = 1
+
+    def scope(self) -> AbstractContextManager[Any]:
+        return nullcontext()
+
+    def run(self, step: Callable[[Any], Loss], x: Any) -> Loss:
+        return step(x)
+
+    def shard(self, order: np.ndarray, batch_size: int) -> np.ndarray:
+        return order
+
+    def allreduce(self, grads: list[tf.Tensor]) -> list[tf.Tensor]:
+        return grads
+
+    def broadcast(self, variables: list[tf.Variable]) -> None:
+        return None
 
 
 def shard_users(order: np.ndarray, batch_size: int, rank: int, size: int, replicas: int = 1) -> np.ndarray:

@@ -33,13 +33,11 @@ cache's thread and queue counts). The service is unauthenticated (TensorFlow exp
 network), so on a host reachable by others, firewall the ports or run the workers where only you
 can connect (a container, a private network namespace). Horovod's Gloo rendezvous is Horovod's.
 
-``python -m vaecf.launch probe ...`` is a small fixed workload on random data used by the tests
-and by ``compare_workers`` (throughput of 1 vs N workers).
+A small fixed workload for the tests and the 1-vs-N comparison is in ``vaecf.probe``.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import os
@@ -47,18 +45,16 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack, suppress
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from vaecf.children import die_with_parent
 from vaecf.errors import TrainingError
 
 if TYPE_CHECKING:
-    from vaecf.train import World
+    from vaecf.distributed import World
 
 WORKER_ENV = "VAECF_WORKER"
 """Set to 1 in every launched worker (Horovod workers also carry HOROVOD_RANK)."""
@@ -221,99 +217,3 @@ def _local_gpus() -> int:
     import tensorflow as tf
 
     return len(tf.config.list_physical_devices("GPU"))
-
-
-# -- a fixed workload for tests and the 1-vs-N throughput comparison -----------------------------------
-
-def compare_workers(workers: int = 2, engines: Sequence[str] = ("horovod", "tf-distribute"),
-                    users: int = 10_000, items: int = 20_108, nnz: int = 73, batch_size: int = 500,
-                    kind: str = "vae", timeout: float = 600) -> list[dict[str, Any]]:
-    """Training throughput (users/s) of one epoch on random data with 1 and with ``workers`` processes.
-
-    The default shape is ML-20M's catalogue with ~73 items per user and the paper's VAE and
-    batch. One row per (engine, workers); an engine that cannot run here gets a ``skipped`` reason.
-    """
-    rows = [_probe_run(1, "local", users, items, nnz, batch_size, kind, timeout)]
-    for engine in engines:
-        if engine == "horovod" and not horovod_installed():
-            rows.append({"engine": engine, "workers": workers, "skipped": "horovod is not installed"})
-            continue
-        rows.append(_probe_run(workers, engine, users, items, nnz, batch_size, kind, timeout))
-    return rows
-
-
-def _probe_run(workers: int, engine: str, users: int, items: int, nnz: int, batch_size: int, kind: str,
-               timeout: float) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "vaecf.launch", "probe", "--out", tmp, "--engine", engine,
-                   "--users", str(users), "--items", str(items), "--nnz", str(nnz),
-                   "--batch-size", str(batch_size), "--kind", kind, "--dropout-keep", "0.5", "--no-weights"]
-        code = (subprocess.run(command, timeout=timeout).returncode if workers == 1
-                else launch(command, workers, engine, timeout=timeout, one_process=False))
-        if code:
-            raise RuntimeError(f"probe with {workers} {engine} worker(s) failed with exit code {code}")
-        return json.loads((Path(tmp) / "result.json").read_text())
-
-
-def probe_main(argv: Sequence[str]) -> None:
-    """``python -m vaecf.launch probe``: train on a seeded random CSR; write weights and throughput.
-
-    Every rank writes ``rank{R}.npz`` (its final variables); rank 0 writes ``result.json``.
-    ``--check-broadcast`` shifts the weights of ranks > 0 before an extra broadcast, so equal
-    final weights show that the broadcast works.
-    """
-    p = argparse.ArgumentParser(prog="python -m vaecf.launch probe")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--engine", default="local", choices=("local", "horovod", "tf-distribute"))
-    p.add_argument("--users", type=int, default=64)
-    p.add_argument("--items", type=int, default=40)
-    p.add_argument("--nnz", type=int, default=6, help="mean items per user")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--kind", choices=("vae", "dae"), default="dae")
-    p.add_argument("--dropout-keep", type=float, default=1.0)
-    p.add_argument("--input", choices=("sparse", "dense"), default="sparse")
-    p.add_argument("--pipeline", choices=("tfdata", "feed"), default="tfdata")
-    p.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"), default="float32")
-    p.add_argument("--xla", action="store_true")
-    p.add_argument("--check-broadcast", action="store_true")
-    p.add_argument("--no-weights", action="store_true")
-    args = p.parse_args(argv)
-
-    import numpy as np
-    import scipy.sparse as sp
-
-    from vaecf.config import ModelConfig, RunConfig, TrainConfig
-    from vaecf.train import Local, Trainer
-
-    world = world_from_env(args.engine) if args.engine != "local" else Local()  # before any TF op
-    rng = np.random.default_rng(0)
-    train = sp.random(args.users, args.items, density=args.nnz / args.items, format="csr",
-                      random_state=rng, dtype=np.float32)
-    train.data[:] = 1.0
-    model = ModelConfig(kind=args.kind, hidden=() if args.kind == "dae" else (600,), latent=200,
-                        dropout_keep=args.dropout_keep)
-    config = RunConfig(model, TrainConfig(batch_size=args.batch_size, input=args.input,
-                                          pipeline=args.pipeline, precision=args.precision,
-                                          xla=args.xla))
-    trainer = Trainer(args.items, config, world)
-    if args.check_broadcast:
-        for v in trainer.variables:
-            v.assign_add(np.full(v.shape, float(world.rank), np.float32))
-        world.broadcast(trainer.variables)
-    epochs = [trainer.train_epoch(train, epoch, show_progress=False) for epoch in range(args.epochs)]
-    args.out.mkdir(parents=True, exist_ok=True)
-    if not args.no_weights:
-        np.savez(args.out / f"rank{world.rank}.npz", *[v.numpy() for v in trainer.variables])
-    if world.rank == 0:
-        last = epochs[-1]
-        result = {"engine": args.engine, "workers": world.size, "steps": last["steps"],
-                  "users": last["users"], "epoch_users_per_s": last["users"] / last["epoch_s"],
-                  "step_users_per_s": trainer.throughput.summary()}
-        (args.out / "result.json").write_text(json.dumps(result, indent=1))
-
-
-if __name__ == "__main__":
-    if sys.argv[1:2] != ["probe"]:
-        sys.exit("usage: python -m vaecf.launch probe --out DIR [options]")
-    probe_main(sys.argv[2:])

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from vaecf.config import ModelConfig, Precision
+from vaecf.kernels import output_nll, sparse_matmul
 
 Batch: TypeAlias = tf.Tensor | tf.SparseTensor
 
@@ -131,83 +132,9 @@ class MultVAE(tf.Module):
         return tf.cast(v, self.dtype) if self.dtype != tf.float32 else v
 
 
-def sparse_matmul(x: tf.SparseTensor, w: tf.Tensor) -> tf.Tensor:
-    """``x @ w`` for a sparse ``x`` by TensorFlow's CSR kernels; differentiable in ``w`` only.
-
-    Why not ``tf.sparse.sparse_dense_matmul``: on CPU its kernel, and the adjoint product its
-    gradient takes, ran ~10x slower (batch 24,576 of ML-20M shape, 1.8M nonzeros, 600 columns:
-    1.55 s + 1.46 s, against 0.16 s + 0.31 s here), 3.1 s of a 12.9 s step. The weight gradient
-    ``x^T g`` transposes the CSR matrix and multiplies: ``SparseMatrixMatMul``'s own
-    ``transpose_a`` sums in a different order on every call, the explicit transpose does not.
-    The CSR conversion silently misreads nonzeros that are not in row-major order, so a batch
-    out of that order (the pipelines never make one) is reordered first.
-    """
-    return _csr_matmul(x.indices, x.values, x.dense_shape, tf.convert_to_tensor(w))
-
-
-@tf.custom_gradient
-def _csr_matmul(indices: tf.Tensor, values: tf.Tensor, dense_shape: tf.Tensor, w: tf.Tensor):  # noqa: ANN202
-    linear = indices[:, 0] * dense_shape[1] + indices[:, 1]
-    in_order = tf.reduce_all(linear[1:] > linear[:-1])
-    given = tf.SparseTensor(indices, values, dense_shape)
-    x = tf.cond(in_order, lambda: given, lambda: tf.sparse.reorder(given))
-    a = tf.raw_ops.SparseTensorToCSRSparseMatrix(indices=x.indices, values=x.values, dense_shape=x.dense_shape)
-
-    def grad(upstream: tf.Tensor) -> tuple[None, None, None, tf.Tensor]:
-        a_t = tf.raw_ops.SparseMatrixTranspose(input=a, type=values.dtype)
-        return None, None, None, tf.raw_ops.SparseMatrixMatMul(a=a_t, b=upstream)
-
-    return tf.raw_ops.SparseMatrixMatMul(a=a, b=w), grad
-
-
 def multinomial_nll(logits: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
     """Per-user ``-sum_i x_i log softmax(logits)_i`` for a dense batch: the paper's expression."""
     return -tf.reduce_sum(tf.nn.log_softmax(logits) * x, axis=1)
-
-
-TINY = np.finfo(np.float32).tiny
-
-
-def output_nll(h: tf.Tensor, w: tf.Tensor, b: tf.Tensor, x: tf.SparseTensor) -> tf.Tensor:
-    """Per-user multinomial NLL of the output layer ``softmax(h w + b)`` at the nonzeros of ``x``."""
-    return _output_nll(h, tf.convert_to_tensor(w), tf.convert_to_tensor(b), x.indices, x.values)
-
-
-@tf.custom_gradient
-def _output_nll(h: tf.Tensor, w: tf.Tensor, b: tf.Tensor, indices: tf.Tensor, values: tf.Tensor):  # noqa: ANN202
-    """The output layer and the sparse likelihood as one differentiable unit.
-
-    The users x items tensors are the largest of the step, and every elementwise pass over them
-    costs about as much memory traffic as a GEMM at batch 500. Autodiff of
-    ``log_softmax(h w + b)`` read at the nonzeros makes about eight such passes (bias, the
-    log-sum-exp, a dense zero tensor for the gather's gradient, its addition, the softmax in
-    the backward pass...). Here: the fused softmax kernel once, forward; then, backward, with
-    ``s_u = mass_u * upstream_u`` and ``Q = P - X / mass`` (the nonzeros subtracted in place),
-    the logits' gradient is ``diag(s) Q``, so the per-user scale goes on the small operands:
-    ``dw = (s * h)^T Q``, ``dh = s * (Q w^T)``, ``db = Q^T s``.
-
-    The log-likelihood is read as ``log(max(p, tiny))`` at the nonzeros: it equals the exact
-    log-softmax unless an item's probability underflows float32 (a logit ~87 below the top one),
-    where the reported loss is clamped; the gradient is exact either way.
-    """
-    n = tf.shape(h)[0]
-    rows = indices[:, 0]
-    probs = tf.nn.softmax(tf.cast(tf.nn.bias_add(tf.matmul(h, w), b), tf.float32))
-    mass = tf.math.unsorted_segment_sum(values, rows, n)
-    picked = tf.math.log(tf.maximum(tf.gather_nd(probs, indices), TINY))
-    nll = -tf.math.unsorted_segment_sum(values * picked, rows, n)
-
-    def grad(upstream: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, None, None]:
-        safe_mass = tf.where(mass > 0, mass, 1.0)  # rows without nonzeros subtract nothing
-        q = tf.tensor_scatter_nd_sub(probs, indices, values / tf.gather(safe_mass, rows))
-        q = tf.cast(q, h.dtype)
-        s = tf.cast(mass * upstream, h.dtype)
-        dw = tf.matmul(h * s[:, None], q, transpose_a=True)
-        dh = tf.matmul(q, w, transpose_b=True) * s[:, None]
-        db = tf.linalg.matvec(q, s, transpose_a=True)
-        return dh, dw, db, None, None
-
-    return nll, grad
 
 
 def _dense(init: np.random.RandomState, fan_in: int, fan_out: int, name: str) -> tuple[tf.Variable, tf.Variable]:

@@ -1,21 +1,19 @@
 """The training loop: a ``tf.function`` step, per-epoch validation, checkpoints and timing.
 
-A run folder holds ``config.json`` (the full configuration), ``history.json`` (one record per
-epoch, rewritten atomically), ``ckpt/`` (the latest state, for resuming a killed run) and
-``best/`` (the weights of the best validation epoch). Starting ``fit`` on a folder that
-already holds a checkpoint of the same configuration resumes after its last finished epoch.
+``fit`` writes a run folder through ``vaecf.rundir.RunDir`` (configuration, history, the latest
+checkpoint, the best epoch's weights); starting it on a folder that already holds a run of the
+same configuration resumes after its last finished epoch. ``train_updates`` trains for a number
+of updates with validation on a schedule of its own (the ablation runner's quality curves).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,65 +21,17 @@ import tensorflow as tf
 
 from vaecf.config import RunConfig
 from vaecf.data.split import Split
+from vaecf.distributed import Local, World
 from vaecf.errors import DataError, TrainingError
-from vaecf.io import read_json, write_json
 from vaecf.log import EpochLog, progress
 from vaecf.metrics import Evaluation, evaluate
 from vaecf.model import Loss, MultVAE
 from vaecf.optim import Adam, LossScale
 from vaecf.pipeline import batch_spec, batches, epoch_order, to_sparse_tensor
+from vaecf.rundir import RunDir
 
 WARMUP_STEPS = 3
 """Steps excluded from throughput: tracing, compilation and first-touch allocation happen there."""
-
-
-class World(Protocol):
-    """What the step needs to know about data-parallel peers (see ``vaecf.distributed``)."""
-
-    rank: int
-    size: int
-
-    def scope(self) -> AbstractContextManager[Any]:
-        """Context in which the model and optimizer variables are created."""
-        ...
-
-    def run(self, step: Callable[[Any], Loss], x: Any) -> Loss:
-        """Run ``step`` on this worker's batch inside the traced function; return local losses."""
-        ...
-
-    def shard(self, order: np.ndarray, batch_size: int) -> np.ndarray:
-        """This worker's users of an epoch's global order; every worker gets the same step count."""
-        ...
-
-    def allreduce(self, grads: list[tf.Tensor]) -> list[tf.Tensor]:
-        """Average gradients across workers (called inside the step)."""
-        ...
-
-    def broadcast(self, variables: list[tf.Variable]) -> None:
-        """Make every worker start from rank 0's values."""
-        ...
-
-
-class Local:
-    """A single worker: every user, no collectives."""
-
-    rank = 0
-    size = 1
-
-    def scope(self) -> AbstractContextManager[Any]:
-        return nullcontext()
-
-    def run(self, step: Callable[[Any], Loss], x: Any) -> Loss:
-        return step(x)
-
-    def shard(self, order: np.ndarray, batch_size: int) -> np.ndarray:
-        return order
-
-    def allreduce(self, grads: list[tf.Tensor]) -> list[tf.Tensor]:
-        return grads
-
-    def broadcast(self, variables: list[tf.Variable]) -> None:
-        return None
 
 
 @dataclass
@@ -257,29 +207,27 @@ class Trainer:
 
     # -- the whole run -----------------------------------------------------------------------------
     def fit(self, split: Split, out: Path | None = None, log: EpochLog | None = None,
-            show_progress: bool | None = None, meta: dict[str, Any] | None = None) -> FitResult:
+            show_progress: bool | None = None, data_dir: Path | None = None) -> FitResult:
         """Train for ``epochs``, validating every ``eval_every``; keep the best epoch's weights.
 
-        ``meta`` (e.g. the data folder) is stored beside the configuration in ``config.json``.
+        With ``out``, the run folder (``vaecf.rundir``) records it all and a run found there is
+        resumed after its last finished epoch; ``data_dir`` (the split's folder) is recorded with it.
         """
         t = self.config.train
         log = log or EpochLog()
-        history: list[dict[str, Any]] = []
         state = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, loss_scale=self.loss_scale)
         best_ckpt = tf.train.Checkpoint(model=self.model)
         main = self.world.rank == 0
-        if out is not None:
-            out = Path(out)
-            history = self._resume(out)
-            if main:
-                write_json(out / "config.json", {"config": self.config.to_dict(), **(meta or {}),
-                                                 "data": split.stats})
+        run = RunDir(Path(out)) if out is not None else None
+        history: list[dict[str, Any]] = []
+        if run is not None:
+            history = run.start(self.config, split.stats, data_dir) if main else run.history()
         best_epoch, best = _best_of(history)
-        if best_epoch >= 0 and out is not None:
-            best_ckpt.read(str(out / "best" / "weights")).assert_consumed()
+        if best_epoch >= 0 and run is not None:
+            best_ckpt.read(str(run.best_weights)).assert_consumed()
         best_weights = [v.numpy() for v in self.variables]
-        if history:
-            state.read(str(out / history[-1]["ckpt"])).assert_consumed()
+        if history and run is not None:
+            state.read(str(run.state(history[-1]["ckpt"]))).assert_consumed()
         train_seconds = history[-1]["train_s"] if history else 0.0
         for epoch in range(len(history), t.epochs):
             stats = self.train_epoch(split.train, epoch, show_progress=show_progress and main)
@@ -292,45 +240,22 @@ class Trainer:
                 if best_epoch < 0 or metrics["ndcg@100"] > best["ndcg@100"]:
                     best_epoch, best = epoch, metrics
                     best_weights = [v.numpy() for v in self.variables]
-                    if out is not None:
-                        best_ckpt.write(str(out / "best" / "weights"))
+                    if run is not None:
+                        best_ckpt.write(str(run.best_weights))
             record["best_epoch"] = best_epoch
             history.append(record)
             if main:
                 log.epoch(record)
-                if out is not None:
-                    _checkpoint(out, state, history)
+                if run is not None:
+                    run.checkpointed(history, state.write)
         # The model leaves fit() holding its best validation epoch's weights (rank 0 tracks them).
         if main:
             for v, w in zip(self.variables, best_weights):
                 v.assign(w)
         return FitResult(history, best_epoch, best, self.throughput.summary(), train_seconds)
 
-    def _resume(self, out: Path) -> list[dict[str, Any]]:
-        """History of finished epochs of a run in ``out``; [] for a new run."""
-        if not (out / "history.json").is_file():
-            return []
-        saved = read_json(out / "config.json")["config"]
-        if saved != json.loads(json.dumps(self.config.to_dict())):  # tuples come back as lists
-            raise TrainingError(f"{out} holds a run with another configuration; use a new --out folder")
-        return read_json(out / "history.json")
-
-    def restore_best(self, run: Path) -> None:
-        tf.train.Checkpoint(model=self.model).read(str(Path(run) / "best" / "weights")).expect_partial()
-
-
-def _checkpoint(out: Path, state: tf.train.Checkpoint, history: list[dict[str, Any]]) -> None:
-    """Save the state under a per-epoch name, then the history naming it, then drop older states.
-
-    A kill at any point leaves a history whose last record names a complete checkpoint.
-    """
-    name = f"ckpt/state-{history[-1]['epoch']}"
-    history[-1]["ckpt"] = name
-    state.write(str(out / name))
-    write_json(out / "history.json", history)
-    for old in (out / "ckpt").glob("state-*"):
-        if not old.name.startswith(f"state-{history[-1]['epoch']}."):
-            old.unlink()
+    def restore_best(self, run: RunDir) -> None:
+        tf.train.Checkpoint(model=self.model).read(str(run.best_weights)).expect_partial()
 
 
 def _batch_users(x: tf.Tensor | tf.SparseTensor) -> int:

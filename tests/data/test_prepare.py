@@ -16,7 +16,7 @@ from vaecf.data import split as split_module
 from vaecf.data import synthetic
 from vaecf.data.prepare import default_protocol, prepare
 from vaecf.data.split import FILES, Split
-from vaecf.errors import DataError
+from vaecf.errors import ConfigError, DataError
 
 KNOWN = r"known: ml-20m, ml-1m, ml-100k, netflix, synthetic\[:preset\|key=value,...\]$"
 
@@ -32,11 +32,11 @@ def test_unknown_dataset_lists_the_known_ones(tmp_path: Path, name: str) -> None
 
 @pytest.mark.parametrize("n", [0, -5])
 def test_heldout_users_below_one_is_refused_before_any_work(tmp_path: Path, n: int) -> None:
-    with pytest.raises(DataError, match=f"heldout_users={n}: must be an integer >= 1"):
+    # a ProtocolConfig cannot hold it (a negative N used to invent users), so no prepare can start with it
+    with pytest.raises(ConfigError, match=f"heldout_users must be >= 1, not {n}"):
         default_protocol("ml-100k", n)
-    with pytest.raises(DataError, match=f"heldout_users={n}"):
-        prepare("synthetic:tiny", tmp_path / "out", protocol=ProtocolConfig(heldout_users=n))
-    assert not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match=f"heldout_users must be >= 1, not {n}"):
+        ProtocolConfig(heldout_users=n)
 
 
 def test_bad_synthetic_spec_is_a_data_error(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from vaecf.config import ProtocolConfig
 from vaecf.data import synthetic
 from vaecf.data.download import fingerprint
-from vaecf.data.protocol import apply_protocol, check_heldout_users
+from vaecf.data.protocol import apply_protocol
 from vaecf.data.sources import DATASETS as FILE_DATASETS
 from vaecf.data.sources import load_ratings
 from vaecf.data.split import Split
@@ -56,8 +56,7 @@ def default_protocol(dataset: str, heldout_users: int | None = None) -> Protocol
             heldout_users = synthetic.heldout_users_for(synthetic.parse_spec(dataset))
         else:
             heldout_users = DEFAULT_HELDOUT[dataset]
-    check_heldout_users(heldout_users)
-    return ProtocolConfig(heldout_users=heldout_users)
+    return ProtocolConfig(heldout_users=heldout_users)  # checked when made: a ConfigError names the value
 
 
 def prepare(dataset: str, out: Path, source: Path | None = None,
@@ -70,7 +69,6 @@ def prepare(dataset: str, out: Path, source: Path | None = None,
     out = Path(out)
     check_dataset(dataset)
     protocol = protocol or default_protocol(dataset)
-    check_heldout_users(protocol.heldout_users)  # now, not after minutes of reading or generating
     if dataset.startswith("synthetic"):
         cfg = synthetic.parse_spec(dataset)
         key = _key(dataset, json.dumps(dataclasses.asdict(cfg), sort_keys=True), protocol)
