@@ -60,7 +60,10 @@ def measure(steps: Sequence[Step], run_dir: Path, budget: Budget, cache: Path,
     The record (``run_dir/speed.json``) is rewritten after every window, so a killed run resumes
     with the windows it has; a window is recorded whole or not at all.
     """
-    unique = {s.speed_key: s for s in steps if s.skip is None}
+    unique: dict[str, Step] = {}
+    for s in steps:  # the first step of each cost is the one named in the log
+        if s.skip is None:
+            unique.setdefault(s.speed_key, s)
     path = run_dir / "speed.json"
     record: dict[str, Any] = read_json(path) if path.is_file() else {"windows": {}, "ceilings": {}}
     users = max(s.train.global_batch for s in unique.values()) * (budget.warmup_steps + budget.window_steps)

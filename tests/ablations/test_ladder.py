@@ -52,8 +52,8 @@ def test_steps_after_a_skipped_one_build_on_the_last_step_that_ran() -> None:
 def test_batch_is_capped_on_small_data_the_cap_is_noted_and_the_recipe_follows_the_cap() -> None:
     by_name = {s.name: s for s in steps("attribution", GPU4, train_users=10_000)}
     larger, recipe = by_name["larger batch"], by_name["large-batch recipe"]
-    assert larger.train.batch_size == 2_500 and "capped to 2,500" in larger.notes[0]
-    assert recipe.train.lr == pytest.approx(1e-3 * (2_500 / 500) ** 0.5)
+    assert larger.train.batch_size == 2_100 and "capped to 2,100" in larger.notes[0]
+    assert recipe.train.lr == pytest.approx(1e-3 * (2_100 / 500) ** 0.5)
 
 
 def test_the_baseline_is_the_original_code_path() -> None:
