@@ -1,8 +1,4 @@
-import os
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 import pytest
 import scipy.sparse as sp
 
@@ -12,9 +8,6 @@ from vaecf.config import ProtocolConfig
 from vaecf.data.protocol import apply_protocol
 from vaecf.data.synthetic import PRESETS, generate, heldout_users_for
 from vaecf.metrics import evaluate, mask_foldin
-
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-DATA_DIR = Path(os.environ.get("VAECF_DATA_DIR", DEFAULT_DATA_DIR))
 
 X = sp.csr_matrix(np.array([
     [1, 1, 0, 0, 1],
@@ -34,7 +27,7 @@ def _ease_by_formula(x: np.ndarray, lam: float) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def tiny_split():
+def planted_split():
     ratings, _ = generate(PRESETS["tiny"])
     return apply_protocol(ratings, ProtocolConfig(heldout_users=heldout_users_for(PRESETS["tiny"])))
 
@@ -48,17 +41,17 @@ def test_ease_matches_the_closed_form(lam):
     assert model.lam == lam
 
 
-def test_ease_diagonal_is_zero(tiny_split):
-    model = EASE.fit(tiny_split.train, 100.0)
+def test_ease_diagonal_is_zero(planted_split):
+    model = EASE.fit(planted_split.train, 100.0)
     assert model.weights.dtype == np.float32
     assert not np.diag(model.weights).any()
 
 
-def test_block_inverse_agrees_with_one_cholesky(tiny_split, monkeypatch):
+def test_block_inverse_agrees_with_one_cholesky(planted_split, monkeypatch):
     # Large catalogues are inverted by Schur-complement blocks; force that path on a small one.
-    direct = EASE.fit(tiny_split.train, 50.0).weights
+    direct = EASE.fit(planted_split.train, 50.0).weights
     monkeypatch.setattr(baselines, "_DIRECT_MAX", 40)
-    blocked = EASE.fit(tiny_split.train, 50.0).weights
+    blocked = EASE.fit(planted_split.train, 50.0).weights
     np.testing.assert_allclose(blocked, direct, rtol=1e-4, atol=1e-6)
 
 
@@ -77,32 +70,29 @@ def test_popularity_ranks_the_most_popular_unseen_item_first():
     assert scores[1].argmax() in (1, 2, 3)  # ties among the next most popular
 
 
-def test_select_ease_picks_the_best_validation_ndcg(tiny_split):
+def test_select_ease_picks_the_best_validation_ndcg(planted_split):
     lambdas = (1.0, 30.0, 300.0, 3000.0)
-    model, ndcg = select_ease(tiny_split.train, *tiny_split.heldout("validation"), lambdas=lambdas)
+    model, ndcg = select_ease(planted_split.train, *planted_split.heldout("validation"), lambdas=lambdas)
     assert list(ndcg) == list(lambdas)
     assert model.lam == max(ndcg, key=ndcg.get)
     assert len(set(ndcg.values())) > 1  # the grid matters on this data
-    refit = EASE.fit(tiny_split.train, model.lam)
+    refit = EASE.fit(planted_split.train, model.lam)
     np.testing.assert_allclose(model.weights, refit.weights)
-    score = evaluate(model.score, *tiny_split.heldout("validation")).metrics["ndcg@100"]
+    score = evaluate(model.score, *planted_split.heldout("validation")).metrics["ndcg@100"]
     assert score == pytest.approx(ndcg[model.lam])
 
 
-def test_ease_beats_popularity_on_synthetic_data(tiny_split):
-    model, _ = select_ease(tiny_split.train, *tiny_split.heldout("validation"), lambdas=(10.0, 100.0, 1000.0))
-    test = tiny_split.heldout("test")
+def test_ease_beats_popularity_on_synthetic_data(planted_split):
+    model, _ = select_ease(planted_split.train, *planted_split.heldout("validation"), lambdas=(10.0, 100.0, 1000.0))
+    test = planted_split.heldout("test")
     ease = evaluate(model.score, *test).metrics["ndcg@100"]
-    popularity = evaluate(Popularity.fit(tiny_split.train).score, *test).metrics["ndcg@100"]
+    popularity = evaluate(Popularity.fit(planted_split.train).score, *test).metrics["ndcg@100"]
     assert ease > popularity + 0.05
 
 
-def test_ease_on_movielens_100k():
-    path = DATA_DIR / "ml-100k" / "u.data"
-    if not path.is_file():
-        pytest.skip(f"MovieLens 100K not found at {path} (set VAECF_DATA_DIR to the folder holding ml-100k/)")
-    ratings = pd.read_csv(path, sep="\t", names=["user", "item", "rating", "ts"])
-    split = apply_protocol(ratings, ProtocolConfig(heldout_users=100))
+@pytest.mark.slow
+def test_ease_on_movielens_100k(ml100k_split):
+    split = ml100k_split
     # A short grid around the optimum (200 on the full default grid) keeps the test fast.
     model, _ = select_ease(split.train, *split.heldout("validation"), lambdas=(100.0, 200.0, 500.0, 1000.0))
     test = evaluate(model.score, *split.heldout("test")).metrics

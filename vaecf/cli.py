@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, get_args
 
 from vaecf.config import (
     PRESETS,
+    WARMUP_STEPS,
     Engine,
     InputKind,
     ModelConfig,
@@ -224,14 +225,15 @@ def _add_bench(sub: Any) -> None:
     p.add_argument("--dataset", default="synthetic:ml-20m", help="prepared (and cached) if --data is absent")
     p.add_argument("--data", type=Path, help="an already prepared split (default: --dataset, prepared)")
     p.add_argument("--cache", type=Path, default=Path(".cache/bench-data"), help="where --dataset is prepared")
-    p.add_argument("--batch-sizes", type=_int_list, default="500,24576", metavar="B,B,...",
+    p.add_argument("--batch-sizes", type=_int_list, metavar="B,B,...",
+                   default=f"{PRESETS['paper'].batch_size},{PRESETS['nvidia'].batch_size}",
                    help="comma-separated, each >= 1")
     p.add_argument("--inputs", type=_choice_list(get_args(InputKind)), default="sparse,dense",
                    metavar="I,I,...", help="comma-separated, from " + ",".join(get_args(InputKind)))
     p.add_argument("--pipeline", choices=get_args(Pipeline), default="tfdata", help="input pipeline")
     p.add_argument("--precision", choices=get_args(Precision), default="float32", help="compute precision")
     p.add_argument("--xla", action="store_true", help="compile the step with XLA")
-    p.add_argument("--warmup", type=_at_least(0), default=3, help="untimed steps first")
+    p.add_argument("--warmup", type=_at_least(0), default=WARMUP_STEPS, help="untimed steps first")
     p.add_argument("--steps", type=_at_least(1), default=10, help="timed steps")
     p.add_argument("--breakdown", action="store_true",
                    help="also time the step's parts on one batch (vaecf/profile.py): where the time goes")

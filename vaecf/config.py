@@ -190,6 +190,9 @@ class TrainConfig:
                                    total_anneal_steps=round(self.total_anneal_steps / ratio))
 
 
+WARMUP_STEPS = 3
+"""Steps excluded from throughput: tracing, compilation and first-touch allocation happen there."""
+
 PRESETS: dict[str, TrainConfig] = {
     "paper": TrainConfig(),
     "nvidia": TrainConfig(

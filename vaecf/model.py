@@ -23,7 +23,7 @@ from typing import NamedTuple, TypeAlias
 import numpy as np
 import tensorflow as tf
 
-from vaecf.config import ModelConfig, Precision
+from vaecf.config import ModelConfig, Precision, TrainConfig
 from vaecf.kernels import output_nll, sparse_matmul
 
 Batch: TypeAlias = tf.Tensor | tf.SparseTensor
@@ -43,7 +43,7 @@ def compute_dtype(precision: Precision) -> tf.DType:
 class MultVAE(tf.Module):
     """Mult-VAE ``[I -> 600 -> 200 -> 600 -> I]`` or, with ``kind='dae'``, Mult-DAE ``[I -> 200 -> I]``."""
 
-    def __init__(self, n_items: int, cfg: ModelConfig, seed: int = 98765,
+    def __init__(self, n_items: int, cfg: ModelConfig, seed: int = TrainConfig.seed,
                  precision: Precision = "float32", xla: bool = False) -> None:
         super().__init__(name=f"mult_{cfg.kind}")
         self.cfg = cfg

@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vaecf.config import TrainConfig
 from vaecf.launch import horovod_installed, launch, world_from_env
 
 
 def compare_workers(workers: int = 2, engines: Sequence[str] = ("horovod", "tf-distribute"),
-                    users: int = 10_000, items: int = 20_108, nnz: int = 73, batch_size: int = 500,
+                    users: int = 10_000, items: int = 20_108, nnz: int = 73, batch_size: int = TrainConfig.batch_size,
                     kind: str = "vae", timeout: float = 600) -> list[dict[str, Any]]:
     """Training throughput (users/s) of one epoch on random data with 1 and with ``workers`` processes.
 
@@ -76,7 +77,7 @@ def probe_main(argv: Sequence[str]) -> None:
     import numpy as np
     import scipy.sparse as sp
 
-    from vaecf.config import ModelConfig, RunConfig, TrainConfig
+    from vaecf.config import ModelConfig, RunConfig
     from vaecf.distributed import Local
     from vaecf.train import Trainer
 

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from vaecf.config import RunConfig
+from vaecf.config import WARMUP_STEPS, RunConfig
 from vaecf.data.split import Split
 from vaecf.distributed import Local, World
 from vaecf.errors import DataError, TrainingError
@@ -29,9 +29,6 @@ from vaecf.model import Loss, MultVAE
 from vaecf.optim import Adam, LossScale
 from vaecf.pipeline import batch_spec, batches, epoch_order, to_sparse_tensor
 from vaecf.rundir import RunDir
-
-WARMUP_STEPS = 3
-"""Steps excluded from throughput: tracing, compilation and first-touch allocation happen there."""
 
 
 @dataclass
