@@ -2,9 +2,10 @@
 
 A switch is one field of the ladder with an off value (``baseline``) and an on value (``full``);
 the larger batch always comes with its recipe (``TrainConfig.rescaled``) and data parallelism is
-a switch wherever more than one worker fits. Starting from every switch on, each round times the
-current configuration and every configuration one switch away from it (``ablations.speed``, in
-interleaved windows) and moves to the fastest; it stops when the current one is the fastest of
+a switch wherever more than one worker fits. Starting from every switch on but data parallelism
+(one flip away from every configuration, so that each round starts one data-parallel world, not
+one per neighbour), each round times the current configuration and every configuration one
+switch away from it (``ablations.speed``, in interleaved windows) and moves to the fastest; it stops when the current one is the fastest of
 its neighbourhood. From there each switch is flipped on its own: a switch that is on is
 reverted ("without X"); a switch that is off because it slows this machine down is turned on
 ("with X"), so its cost is measured and reported, not hidden.
@@ -54,7 +55,10 @@ def search(ladder: Ladder, hardware: Hardware, budget: Budget, train_users: int,
     def step(on: frozenset[str], name: str = "", change: str = "") -> Step:
         return Step(len(measured), name, change, configuration(ladder, on, flips, budget, hardware, train_users))
 
-    current = frozenset(flips)
+    # Every switch on but data parallelism, which is one flip away from the start and from every
+    # configuration after it: one data-parallel world per round rather than one per neighbour, where
+    # each costs a launcher and N processes. Where more workers are faster (GPUs), the search moves there.
+    current = frozenset(flips) - {"workers"}
     rounds = []
     while True:
         around = [current, *(current ^ {k} for k in flips)]

@@ -22,7 +22,7 @@ def test_start_is_the_fastest_measured_and_a_slowing_switch_is_reported_off(tmp_
     measured = []
     monkeypatch.setattr(speed, "measure", lambda steps, *a: measured.append(len(steps)) or {})
     monkeypatch.setattr(speed, "summarise", lambda record, step: {"users_per_s": users_per_s(step.train)})
-    steps, record = search.search(Ladder.load("leave-one-out"), CPU2, BUDGETS["quick"], 100_000, tmp_path,
+    steps, record = search.search(Ladder.load("leave-one-out"), CPU2, BUDGETS["quick"], 200_000, tmp_path,
                                   tmp_path, log=lambda *a: None)
     start = steps[0].train
     assert (start.input, start.pipeline, start.precision, start.xla, start.workers) == \
