@@ -5,10 +5,10 @@ the larger batch always comes with its recipe (``TrainConfig.rescaled``) and dat
 a switch wherever more than one worker fits. Starting from every switch on but data parallelism
 (one flip away from every configuration, so that each round starts one data-parallel world, not
 one per neighbour), each round times the current configuration and every configuration one
-switch away from it (``ablations.speed``, in interleaved windows) and moves to the fastest; it stops when the current one is the fastest of
-its neighbourhood. From there each switch is flipped on its own: a switch that is on is
-reverted ("without X"); a switch that is off because it slows this machine down is turned on
-("with X"), so its cost is measured and reported, not hidden.
+switch away from it (``ablations.speed``, in interleaved windows) and moves to the fastest; it
+stops when the current one is the fastest of its neighbourhood. From there each switch is
+flipped on its own: a switch that is on is reverted ("without X"); a switch that is off because
+it slows this machine down is turned on ("with X"), so its cost is measured and reported.
 """
 
 from __future__ import annotations
