@@ -43,6 +43,12 @@ from vaecf.io import read_json, write_json
 from vaecf.provenance import machine_name
 
 Log = Callable[[str], None]
+
+
+def say(message: str) -> None:
+    """The runner's progress lines, flushed at once (a run's output is often a log file)."""
+    print(message, flush=True)
+
 CALIBRATIONS = "calibration"
 """Calibration records live in RESULTS/calibration/, one per quality data set, shared by all runs."""
 
@@ -54,7 +60,7 @@ def run_id(ladder: str, budget: str) -> str:
 
 def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None = None, source: Path | None = None,
                results: Path = Path("results"), data_cache: Path = Path(".cache/data"), out: Path | None = None,
-               hardware: Hardware | None = None, log: Log = print) -> Path:
+               hardware: Hardware | None = None, log: Log = say) -> Path:
     """Run (or resume) every step of a ladder; returns the run folder.
 
     ``dataset`` replaces the budget's quality data (``source``: a local copy of it).
@@ -196,7 +202,7 @@ def _relative(path: Path, start: Path) -> str:
 
 
 def calibrate_only(budget_name: str, dataset: str | None = None, source: Path | None = None,
-                   results: Path = Path("results"), data_cache: Path = Path(".cache/data"), log: Log = print) -> Path:
+                   results: Path = Path("results"), data_cache: Path = Path(".cache/data"), log: Log = say) -> Path:
     """Make (or finish) the calibration of a budget's quality data; returns its record's path."""
     budget, split, data_dir = _budget_data(budget_name, dataset, source, data_cache)
     calibrations = results / CALIBRATIONS
