@@ -92,7 +92,8 @@ def _quality(curve: dict[str, Any], seconds_per_update: float, budget_s: float, 
 COLUMNS = ("name", "status", "users_per_s", "window_min", "window_max", "step_p10", "step_p90", "ml20m_epoch_s",
            "step_factor", "total_factor", "first_over_this", "mfu", "peak_rss_bytes", "device_peak_bytes",
            "global_batch", "updates_in_budget", "ndcg_at_budget", "recall20_at_budget", "recall50_at_budget",
-           "ndcg_vs_first", "flagged", "time_to_target_s", "quality_from", "notes", "skip")
+           "ndcg_vs_first", "flagged", "time_to_target_s", "quality_from", "quality_train_s", "quality_eval_s",
+           "notes", "skip")
 
 
 def to_csv(derived: dict[str, Any]) -> str:

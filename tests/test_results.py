@@ -1,0 +1,28 @@
+"""Committed records are strict JSON, made from a clean tree at a named commit, and redraw as committed."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ablations.report import derive, load_run, to_markdown
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+RUNS = sorted(p.parent for p in RESULTS.glob("*/*/run.json"))
+
+
+def _refuse(constant: str) -> None:
+    raise AssertionError(f"bare {constant}: records are strict JSON")
+
+
+@pytest.mark.parametrize("path", sorted(RESULTS.rglob("*.json")), ids=lambda p: str(p.relative_to(RESULTS)))
+def test_records_are_strict_json(path: Path) -> None:
+    json.loads(path.read_text(), parse_constant=_refuse)
+
+
+@pytest.mark.parametrize("run", RUNS, ids=lambda p: str(p.relative_to(RESULTS)))
+def test_committed_runs_come_from_a_clean_tree_and_their_table_is_their_records(run: Path) -> None:
+    records = load_run(run)
+    for sha in (records["run"]["machine"]["git_sha"], records["calibration"]["provenance"]["git_sha"]):
+        assert sha and len(sha) == 40, f"{run}: made at {sha!r}, not at a clean commit"
+    assert (run / "table.md").read_text() == to_markdown(derive(records))
