@@ -71,19 +71,18 @@ def search(ladder: Ladder, hardware: Hardware, budget: Budget, train_users: int,
                        "users_per_s": {"+".join(sorted(on)) or "all off": rate[on] for on in around}})
         if fastest == current:
             break
-        log(f"leave-one-out: {_describe(current, flips)} is not the fastest here; "
-            f"moving to {_describe(fastest, flips)}")
+        log(f"leave-one-out: {_describe(measured[current].train, flips)} is not the fastest here; "
+            f"moving to {_describe(measured[fastest].train, flips)}")
         current = fastest
-    steps = [Step(0, "fastest configuration here", _describe(current, flips), measured[current].train)]
-    for k, (off, on_value) in flips.items():
-        name = SWITCH_NAMES.get(k, k)
-        if k in current:
-            label, change = f"without {name}", f"{k}: {on_value} -> {off}"
-        else:
-            label, change = f"with {name} (off in the fastest)", f"{k}: {off} -> {on_value}"
-        steps.append(Step(len(steps), label, change, measured[current ^ {k}].train))
+    steps = [Step(0, "fastest configuration here", _describe(measured[current].train, flips), measured[current].train)]
+    start = measured[current].train
+    for k in flips:
+        name, flipped = SWITCH_NAMES.get(k, k), measured[current ^ {k}].train
+        label = f"without {name}" if k in current else f"with {name} (off in the fastest)"
+        steps.append(Step(len(steps), label, f"{k}: {getattr(start, k)} -> {getattr(flipped, k)}", flipped))
     return steps, {"switches": {k: list(v) for k, v in flips.items()}, "start": sorted(current), "rounds": rounds}
 
 
-def _describe(on: frozenset[str], flips: dict[str, tuple[Any, Any]]) -> str:
-    return ", ".join(f"{k}={v[1] if k in on else v[0]}" for k, v in flips.items())
+def _describe(train: TrainConfig, flips: dict[str, tuple[Any, Any]]) -> str:
+    """The switches' values in ``train`` as resolved here (after substitutions and caps)."""
+    return ", ".join(f"{k}={getattr(train, k)}" for k in flips)
