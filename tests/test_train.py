@@ -88,6 +88,7 @@ def test_one_parseable_line_per_epoch(tiny_split: Split, tmp_path) -> None:
     assert all(0 <= r["val_ndcg@100"] <= 1 and r["users_per_s"] > 0 for r in records)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("switches", [dict(xla=True), dict(xla=True, input="dense"),
                                       dict(precision="mixed_bfloat16"), dict(precision="mixed_float16")])
 def test_performance_switches_train_to_finite_comparable_losses(tiny_split: Split, switches: dict) -> None:
