@@ -5,7 +5,7 @@ the larger batch always comes with its recipe (``TrainConfig.rescaled``) and dat
 a switch wherever more than one worker fits. Starting from every switch on but data parallelism
 (one flip away from every configuration, so that each round starts one data-parallel world, not
 one per neighbour), each round times the current configuration and every configuration one
-switch away from it (``ablations.speed``, in interleaved windows) and moves to the fastest; it
+switch away from it (``ablations.speed``, one timing window each) and moves to the fastest; it
 stops when the current one is the fastest of its neighbourhood. From there each switch is
 flipped on its own: a switch that is on is reverted ("without X"); a switch that is off because
 it slows this machine down is turned on ("with X"), so its cost is measured and reported.
@@ -64,7 +64,8 @@ def search(ladder: Ladder, hardware: Hardware, budget: Budget, train_users: int,
         around = [current, *(current ^ {k} for k in flips)]
         for on in around:
             measured.setdefault(on, step(on, name="+".join(sorted(on)) or "all off"))
-        record = speed.measure(list(measured.values()), run_dir, budget, cache, log)
+        # One window per candidate to choose: the configurations reported get all of theirs later.
+        record = speed.measure(list(measured.values()), run_dir, budget, cache, log, windows=1)
         rate = {on: speed.summarise(record, measured[on])["users_per_s"] for on in around}
         fastest = max(around, key=lambda on: rate[on])
         rounds.append({"from": sorted(current), "fastest": sorted(fastest),

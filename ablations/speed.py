@@ -54,11 +54,12 @@ def ceiling_shapes(steps: Sequence[Step]) -> list[tuple[int, str]]:
 
 
 def measure(steps: Sequence[Step], run_dir: Path, budget: Budget, cache: Path,
-            log: Callable[[str], None]) -> dict[str, Any]:
-    """Time every distinct configuration of ``steps`` in ``budget.windows`` rounds; the speed record.
+            log: Callable[[str], None], windows: int | None = None) -> dict[str, Any]:
+    """Time every distinct configuration of ``steps`` in ``windows`` (default: the budget's) rounds.
 
-    The record (``run_dir/speed.json``) is rewritten after every window, so a killed run resumes
-    with the windows it has; a window is recorded whole or not at all.
+    Returns the speed record (``run_dir/speed.json``), rewritten after every window, so a killed
+    run resumes with the windows it has; a window is recorded whole or not at all. Fewer windows
+    now and more later add to the same record.
     """
     unique: dict[str, Step] = {}
     for s in steps:  # the first step of each cost is the one named in the log
@@ -75,21 +76,24 @@ def measure(steps: Sequence[Step], run_dir: Path, budget: Budget, cache: Path,
     record["workload"] = {"users": users, "items": budget.speed_items,
                           "mean_items": sp.load_npz(data).nnz / users}
     shapes = ceiling_shapes(list(unique.values()))
-    for r in range(budget.windows):
+    rounds = windows or budget.windows
+    for r in range(rounds):
         single = [s for key, s in unique.items() if s.train.workers == 1 and _missing(record, key, r)]
-        ceilings = shapes if r in (0, budget.windows - 1) and f"{r}" not in record["ceilings"] else []
+        # Ceilings around the run: in the first and the last round, for every shape timed by then.
+        have = record["ceilings"].get(f"{r}", {})
+        ceilings = [sh for sh in shapes if f"{sh[0]},{sh[1]}" not in have] if r in (0, budget.windows - 1) else []
         if single or ceilings:
-            log(f"speed, round {r + 1} of {budget.windows}: " + ", ".join(s.name for s in single))
+            log(f"speed, round {r + 1} of {rounds}: " + ", ".join(s.name for s in single))
             out = _child(run_dir, r, single, ceilings, data, budget)
             for key, window in out["windows"].items():
                 record["windows"].setdefault(key, {})[f"{r}"] = window
             if ceilings:
-                record["ceilings"][f"{r}"] = out["ceilings"]
+                record["ceilings"].setdefault(f"{r}", {}).update(out["ceilings"])
             record["machine"] = out["machine"]
             write_json(path, record)
         for key, step in unique.items():
             if step.train.workers > 1 and _missing(record, key, r):
-                log(f"speed, round {r + 1} of {budget.windows}: {step.name} ({step.train.workers} workers)")
+                log(f"speed, round {r + 1} of {rounds}: {step.name} ({step.train.workers} workers)")
                 out = _child(run_dir, r, [step], [], data, budget)
                 record["windows"].setdefault(key, {})[f"{r}"] = out["windows"][key]
                 write_json(path, record)

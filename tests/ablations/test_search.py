@@ -20,7 +20,7 @@ def test_start_is_the_fastest_measured_and_a_slowing_switch_is_reported_off(tmp_
         return rate
 
     measured = []
-    monkeypatch.setattr(speed, "measure", lambda steps, *a: measured.append(len(steps)) or {})
+    monkeypatch.setattr(speed, "measure", lambda steps, *a, **k: measured.append(len(steps)) or {})
     monkeypatch.setattr(speed, "summarise", lambda record, step: {"users_per_s": users_per_s(step.train)})
     steps, record = search.search(Ladder.load("leave-one-out"), CPU2, BUDGETS["quick"], 200_000, tmp_path,
                                   tmp_path, log=lambda *a: None)
