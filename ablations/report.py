@@ -124,7 +124,7 @@ def to_markdown(derived: dict[str, Any]) -> str:
         if r["device_peak_bytes"]:
             rss += f", GPU {r['device_peak_bytes'] / 2**30:.1f} GiB"
         lines.append(f"| {r['name']} | {r['users_per_s']:.0f} ({r['window_min']:.0f}-{r['window_max']:.0f}) "
-                     f"| {r['ml20m_epoch_s']:.0f} s | {factors} | {r['mfu']:.2f} | {rss} | {r['global_batch']:,} "
+                     f"| {r['ml20m_epoch_s']:.0f} s | {factors} | {_maybe(r['mfu'])} | {rss} | {r['global_batch']:,} "
                      f"| {r['ndcg_at_budget']:.4f}{flag} | {r['ndcg_vs_first']:+.4f} | {ttt} | {notes} |")
     b = derived["baselines"]
     lines += ["", f"T = {derived['budget_s']:.0f} s per step; target NDCG@100 {derived['target']:.4f} "
@@ -136,6 +136,10 @@ def to_markdown(derived: dict[str, Any]) -> str:
               f"{NOISE_SIGMAS:g} seed deviations. Times are updates x the step's seconds per update "
               f"measured at {derived['speed_items']:,} items."]
     return "\n".join(lines) + "\n"
+
+
+def _maybe(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def write_report(run_dir: Path) -> dict[str, Any]:

@@ -137,7 +137,7 @@ def summarise(record: dict[str, Any], step: Step) -> dict[str, Any]:
     steps = [u for w in windows for u in w["users_per_s"]]
     shape = f"{step.train.global_batch // step.train.workers},{step.train.precision}"
     rates = [c[shape] for c in record["ceilings"].values() if shape in c]
-    ceiling = float(np.mean(rates))
+    ceiling = float(np.mean(rates)) if rates else None  # every shape is measured; None guards an old record
     # On GPUs each worker brings its own device and ceiling; CPU workers split one host's cores.
     devices = step.train.workers if record["machine"]["gpu_count"] else 1
     fpu = flops_per_user(record["workload"]["items"], ModelConfig(), record["workload"]["mean_items"])
@@ -149,7 +149,7 @@ def summarise(record: dict[str, Any], step: Step) -> dict[str, Any]:
         "step_p10": float(np.percentile(steps, 10)), "step_p90": float(np.percentile(steps, 90)),
         "seconds_per_update": step.train.global_batch / users_per_s,
         "gemm_flops": ceiling, "gemm_flops_by_round": rates, "flops_per_user": fpu,
-        "mfu": fpu * users_per_s / (devices * ceiling),
+        "mfu": fpu * users_per_s / (devices * ceiling) if ceiling else None,
         "peak_rss_bytes": max(w["peak_rss_bytes"] or 0 for w in windows) or None,
         "device_peak_bytes": max(w["device_peak_bytes"] or 0 for w in windows) or None,
     }
