@@ -66,3 +66,22 @@ def test_one_ranking_per_block_gives_the_metrics_of_a_full_sort() -> None:
         expected = _reference(scores[1:], foldin[1:], targets[1:], name, k)
         np.testing.assert_allclose(result.per_user[f"{name}@{k}"][1:], expected, rtol=1e-12)
         assert np.isnan(result.per_user[f"{name}@{k}"][0])
+
+
+def test_a_warm_model_scores_one_user_as_the_trainer_does(tiny_split) -> None:
+    from vaecf.config import RunConfig, TrainConfig
+    from vaecf.recommend import recommend
+    from vaecf.serving import Warm, training_histories
+    from vaecf.train import Trainer
+
+    trainer = Trainer(tiny_split.n_items, RunConfig(train=TrainConfig(epochs=1, batch_size=50)))
+    trainer.train_epoch(tiny_split.train, 0, show_progress=False)
+    warm = Warm(trainer)
+    train = tiny_split.train
+    for user in range(0, train.shape[0], 41):
+        row = train[user]
+        assert np.array_equal(warm.scores(row), trainer.scores(row))  # the same numbers, not close ones
+    block = train[:7]
+    assert np.array_equal(warm.scores(block), trainer.scores(block))  # several users: the trainer's path
+    for history in training_histories(tiny_split, 10, seed=1):
+        assert recommend(warm, tiny_split, history, 10) == recommend(trainer, tiny_split, history, 10)
