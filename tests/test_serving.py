@@ -27,7 +27,8 @@ def test_the_serving_bench_writes_finite_figures(tmp_path, capsys) -> None:
     assert main(["bench", "--serving", "--data", str(data), "--requests", "30", "-k", "5", "--warmup", "1",
                  "--steps", "2", "--out", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0].split("=")[0] for line in lines[:3]] == ["evaluation", "recommend", "validation_s"]
+    first_words = [line.split()[0].split("=")[0] for line in lines[:4]]
+    assert first_words == ["evaluation", "recommend", "validation_s", "load_average_1min"]
     serving = json.loads(out.read_text())["serving"]
     figures = _finite_numbers(serving)
     assert figures and all(math.isfinite(x) for x in figures)

@@ -17,6 +17,7 @@ forward pass and a ranking does not depend on the weights' values):
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ def measure_serving(split: Split, requests: int, k: int, warmup: int, steps: int
     from vaecf.bench import measure
     from vaecf.train import Trainer
 
+    load_before = os.getloadavg()[0]  # other processes on the cores make every figure here slower
     trainer = Trainer(split.n_items, RunConfig())
     evaluation = evaluation_speed(trainer, split)
     latency = recommend_latency(Warm(trainer), split, requests, k, seed)
@@ -51,7 +53,8 @@ def measure_serving(split: Split, requests: int, k: int, warmup: int, steps: int
              "train_users_per_s": users_per_s["median"], "epoch_s_estimated": epoch_s,
              "validation_s": evaluation["seconds"],
              "validation_share": evaluation["seconds"] / (evaluation["seconds"] + epoch_s)}
-    return {"evaluation": evaluation, "recommend": latency, "validation_vs_epoch": share}
+    return {"evaluation": evaluation, "recommend": latency, "validation_vs_epoch": share,
+            "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]}}
 
 
 def evaluation_speed(trainer: Trainer, split: Split) -> dict[str, Any]:
@@ -162,4 +165,6 @@ def serving_lines(serving: dict[str, Any]) -> list[str]:
         f"({r['requests']} requests, k={r['k']}, history median {r['history_median']:.0f}, max {r['history_max']})",
         f"validation_s={v['validation_s']:.1f} epoch_s={v['epoch_s_estimated']:.1f} (estimated from "
         f"{v['timed_steps']} steps at batch {v['batch_size']}) validation_share={v['validation_share']:.2f}",
+        "load_average_1min before={before:.1f} after={after:.1f} ({cores} cores)".format(
+            **serving["load_average_1min"], cores=os.cpu_count()),
     ]
