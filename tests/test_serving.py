@@ -86,3 +86,17 @@ def test_a_warm_model_scores_one_user_as_the_trainer_does(tiny_split) -> None:
     assert np.array_equal(warm.scores(block), trainer.scores(block))  # several users: the trainer's path
     for history in training_histories(tiny_split, 10, seed=1):
         assert recommend(warm, tiny_split, history, 10) == recommend(trainer, tiny_split, history, 10)
+
+
+def test_evaluation_leaves_the_scorers_array_as_it_gave_it() -> None:
+    rng = np.random.default_rng(5)
+    scores = rng.normal(size=(20, 30)).astype(np.float32)
+    given = scores.copy()
+    foldin = sp.csr_matrix((rng.random((20, 30)) < 0.2).astype(np.float32))
+    targets = sp.csr_matrix(((rng.random((20, 30)) < 0.2) & (foldin.toarray() == 0)).astype(np.float32))
+    evaluate(lambda rows: scores, foldin, targets, batch_size=20)
+    assert np.array_equal(scores, given)
+    read_only = given.copy()
+    read_only.flags.writeable = False
+    assert evaluate(lambda rows: read_only, foldin, targets, batch_size=20).metrics == \
+        evaluate(lambda rows: given.copy(), foldin, targets, batch_size=20).metrics
