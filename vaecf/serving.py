@@ -1,10 +1,9 @@
 """Serving: a trained model made ready for single users, and ``vaecf bench --serving``.
 
 ``Warm`` wraps a ``Trainer`` for ``vaecf.recommend.recommend``: one user's history goes to one
-traced graph as its columns only. The bench measures:
-
-three figures, each on the prepared split and a freshly initialised model (the time of a
-forward pass and a ranking does not depend on the weights' values):
+traced graph as its columns only. The bench measures three figures, each on the prepared split
+and a freshly initialised model (the time of a forward pass and a ranking does not depend on
+the weights' values):
 
 * evaluation: ``Trainer.evaluate`` on the validation users (users/s), the same pass again with
   its scoring timed apart from ranking and metrics (two passes: under load their totals
