@@ -63,3 +63,37 @@ def test_a_trainer_like_object_is_accepted(tiny_split) -> None:
 
     assert recommend(Model(), tiny_split, [int(tiny_split.item_ids[0])], 3).items == \
         [int(i) for i in tiny_split.item_ids[-1:-4:-1]]
+
+
+def _argsort_reference(scores: np.ndarray, k: int) -> np.ndarray:
+    """What ``recommend`` ranked with before ``best_first``: a full stable sort."""
+    return np.argsort(-scores, kind="stable")[:k]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_best_first_is_the_stable_sort_even_with_ties(seed: int) -> None:
+    from vaecf.recommend import best_first
+
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, 7, size=300).astype(np.float64)  # many equal scores, ties at every k
+    scores[rng.choice(300, 40, replace=False)] = -np.inf  # a masked history
+    for k in (1, 5, 37, 100, 259, 260, 300):
+        assert best_first(scores, k).tolist() == _argsort_reference(scores, k).tolist(), k
+
+
+def test_a_trained_model_recommends_what_the_full_sort_ranked(tiny_split) -> None:
+    from vaecf.config import RunConfig, TrainConfig
+    from vaecf.train import Trainer
+
+    trainer = Trainer(tiny_split.n_items, RunConfig(train=TrainConfig(epochs=1, batch_size=50)))
+    trainer.train_epoch(tiny_split.train, 0, show_progress=False)
+    train = tiny_split.train
+    for user in range(0, train.shape[0], 37):
+        cols = train.indices[train.indptr[user]:train.indptr[user + 1]]
+        history = [int(i) for i in tiny_split.item_ids[cols]]
+        row = sp.csr_matrix((np.ones(len(cols), np.float32), (np.zeros(len(cols), int), cols)),
+                            shape=(1, tiny_split.n_items))
+        scores = np.asarray(trainer.scores(row), dtype=np.float64)[0]
+        scores[cols] = -np.inf
+        expected = [int(tiny_split.item_ids[j]) for j in _argsort_reference(scores, 10)]
+        assert recommend(trainer, tiny_split, history[::-1], 10).items == expected

@@ -8,7 +8,8 @@ peak RSS is measured on its own. ``--breakdown`` adds where each step's time goe
 ``results/<machine>/bench-<time>.json``, rewritten after every row: run the same command with
 the same ``--out`` again and finished rows are kept, the rest measured (a row whose process was
 killed, e.g. for memory, stays marked ``started`` until then). ``--workers N`` adds 1 against
-N data-parallel workers on ML-20M's shape (``probe.compare_workers``).
+N data-parallel workers on ML-20M's shape (``probe.compare_workers``). ``--serving`` measures
+evaluation and single-user recommend speed instead of training rows (``vaecf/serving.py``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ def measure(split: Split, train: TrainConfig, warmup: int, steps: int, parts: bo
         trainer.train_epoch(split.train, epochs, max_steps=needed, show_progress=False)
         epochs += 1
     tput = trainer.throughput.summary()
+    if tput["median"] is None:  # every step a partial batch or a warm-up: nothing to report
+        raise VaecfError(f"batch {train.batch_size}: no full batch was timed ({split.train.shape[0]} training users "
+                         f"for {warmup} warm-up and {steps} timed steps); use a smaller batch or more users")
     nnz = split.train.nnz / split.train.shape[0]
     fpu = flops_per_user(split.n_items, config.model, nnz)
     row: dict[str, Any] = {"users_per_s": tput, "flops_per_user": fpu}
@@ -67,11 +71,13 @@ def measure(split: Split, train: TrainConfig, warmup: int, steps: int, parts: bo
 
 def bench(*, dataset: str, data: Path | None, cache: Path, batch_sizes: Sequence[int],
           inputs: Sequence[InputKind], pipeline: Pipeline, precision: Precision, xla: bool, warmup: int,
-          steps: int, breakdown: bool, workers: int | None, out: Path | None, argv: list[str]) -> Path:
+          steps: int, breakdown: bool, workers: int | None, out: Path | None, argv: list[str],
+          serving: bool = False, requests: int = 1000, k: int = 20) -> Path:
     """Measure every batch size x input not yet in the record at ``out``; the record's path.
 
     ``data`` is a prepared split; without it ``dataset`` is prepared under ``cache`` (in a child
     process, its peak RSS recorded). ``workers`` adds 1 against that many data-parallel workers.
+    ``serving`` measures evaluation and ``requests`` top-``k`` recommendations instead of rows.
     """
     out = out or Path("results") / machine_name() / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     record: dict[str, Any] = read_json(out) if out.is_file() else {"rows": []}
@@ -86,6 +92,8 @@ def bench(*, dataset: str, data: Path | None, cache: Path, batch_sizes: Sequence
     split = Split.load(data)
     if record.setdefault("data", split.stats)["cache_key"] != split.stats["cache_key"]:
         raise VaecfError(f"{out} holds results for another data set; use a new --out")
+    if serving:
+        return _serving(split, record, out, requests, k, warmup, steps)
     record["rows"] = _finished_rows(record["rows"])
     done = {_key(r) for r in record["rows"]}
     hidden = ModelConfig().hidden[-1]  # the output layer's input width
@@ -113,6 +121,20 @@ def bench(*, dataset: str, data: Path | None, cache: Path, batch_sizes: Sequence
     if workers is not None and "workers" not in record:
         record["workers"] = _compare_workers(workers, batch_sizes[0])
         write_json(out, record)
+    return out
+
+
+def _serving(split: Split, record: dict[str, Any], out: Path, requests: int, k: int, warmup: int,
+             steps: int) -> Path:
+    """Add the serving figures to the record (kept if already there), print them; the record's path."""
+    from vaecf.serving import measure_serving, serving_lines
+
+    if "serving" not in record:
+        record["serving"] = measure_serving(split, requests, k, warmup, steps)
+        record["peak_rss_bytes"] = peak_rss_bytes()
+        write_json(out, record)
+    for line in serving_lines(record["serving"]):
+        print(line, flush=True)
     return out
 
 

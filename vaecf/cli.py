@@ -239,6 +239,11 @@ def _add_bench(sub: Any) -> None:
                    help="also time the step's parts on one batch (vaecf/profile.py): where the time goes")
     p.add_argument("--workers", type=_at_least(2), help="also compare 1 against N data-parallel workers, "
                    "Horovod where installed and tf.distribute (default: not compared)")
+    p.add_argument("--serving", action="store_true", help="measure evaluation users/s against the forward GEMM, "
+                   "recommend latency and validation's share of an epoch instead of training rows "
+                   "(default: training rows)")
+    p.add_argument("--requests", type=_at_least(1), default=1000, help="timed recommend requests with --serving")
+    p.add_argument("-k", type=_at_least(1), default=20, help="items per recommend request with --serving")
     p.add_argument("--out", type=Path, help="the record (default: results/<machine>/bench-<time>.json)")
 
 
@@ -454,6 +459,7 @@ def _cmd_evaluate(args: argparse.Namespace, argv: list[str]) -> int:
 
 def _cmd_recommend(args: argparse.Namespace, argv: list[str]) -> int:
     from vaecf.recommend import recommend
+    from vaecf.serving import Warm
 
     try:
         ids = [int(s) for s in args.items.split(",") if s.strip()]
@@ -461,7 +467,7 @@ def _cmd_recommend(args: argparse.Namespace, argv: list[str]) -> int:
         raise VaecfError(f"--items {args.items}: must be comma-separated integer item ids ({e})") from e
     trainer, split = load_run(args.run, args.data)
     try:
-        result = recommend(trainer, split, ids, args.k)
+        result = recommend(Warm(trainer), split, ids, args.k)
     except ConfigError as e:
         raise VaecfError(f"-k {args.k}: {e.rule}") from e
     for note in result.notes:
@@ -490,6 +496,7 @@ def _cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
     out = bench(dataset=args.dataset, data=args.data, cache=args.cache, batch_sizes=args.batch_sizes,
                 inputs=args.inputs, pipeline=args.pipeline, precision=args.precision, xla=args.xla,
                 warmup=args.warmup, steps=args.steps, breakdown=args.breakdown, workers=args.workers,
-                out=None if args.out is None else _out_file(args.out), argv=argv)
+                out=None if args.out is None else _out_file(args.out), argv=argv, serving=args.serving,
+                requests=args.requests, k=args.k)
     print(f"wrote {out}")
     return 0

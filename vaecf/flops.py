@@ -9,9 +9,14 @@ from __future__ import annotations
 from vaecf.config import ModelConfig
 
 
+def forward_gemm_flops(batch: int, hidden: int, n_items: int) -> float:
+    """FLOPs of the output layer's forward GEMM (``batch x hidden`` times ``hidden x n_items``)."""
+    return 2.0 * batch * hidden * n_items
+
+
 def output_gemm_flops(batch: int, hidden: int, n_items: int) -> float:
     """FLOPs of the output layer's three GEMMs (forward, weight and input gradients) for one batch."""
-    return 3 * 2.0 * batch * hidden * n_items
+    return 3 * forward_gemm_flops(batch, hidden, n_items)
 
 
 def flops_per_user(n_items: int, cfg: ModelConfig, nnz_per_user: float) -> float:

@@ -17,45 +17,63 @@ import scipy.sparse as sp
 Scorer = Callable[[sp.csr_matrix], np.ndarray]
 """Maps a batch of fold-in rows (users x items, CSR) to dense scores of the same shape."""
 
+METRICS = ("ndcg", "recall")
+BLOCK = 2000
+"""Heldout users scored and ranked at once: a users x items float32 block (160 MB at 20,108 items)."""
 DEFAULT_KS: tuple[tuple[str, int], ...] = (("ndcg", 100), ("recall", 20), ("recall", 50))
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of each row's k highest scores, best first."""
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    """Indices of each row's k highest scores, best first, equal scores in column order.
+
+    One linear selection per row, then a sort of the k selected only. Selecting the k largest
+    from the end of an ascending partition needs no negated copy of the block (2,000 x 20,108:
+    153 ms against 231 ms; 2-core EPYC). Which of several items tied at the k-th score is
+    selected is not specified.
+    """
+    n = scores.shape[1]
+    k = min(k, n)
+    part = np.argpartition(scores, n - k, axis=1)[:, n - k:]
     rows = np.arange(scores.shape[0])[:, None]
-    order = np.argsort(-scores[rows, part], axis=1, kind="stable")
+    order = np.lexsort((part, -scores[rows, part]), axis=1)
     return part[rows, order]
 
 
-def _hits(scores: np.ndarray, targets: sp.csr_matrix, k: int) -> np.ndarray:
-    """Boolean (users x k): whether the item at each rank is a target."""
-    top = top_k(scores, k)
-    rows = np.arange(scores.shape[0])[:, None]
+def _hits(top: np.ndarray, targets: sp.csr_matrix) -> np.ndarray:
+    """Boolean (users x k): whether the item at each rank of ``top`` is a target."""
+    rows = np.arange(top.shape[0])[:, None]
     return np.asarray(targets[rows, top].todense()) > 0
+
+
+def _ndcg(hits: np.ndarray, n_targets: np.ndarray) -> np.ndarray:
+    """Per-user NDCG at ``hits.shape[1]`` from the hits of each rank; NaN for users without targets."""
+    discount = 1.0 / np.log2(np.arange(2, hits.shape[1] + 2))
+    dcg = (hits * discount).sum(axis=1)
+    ideal = np.concatenate([[0.0], np.cumsum(discount)])[np.minimum(n_targets, hits.shape[1])]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_targets > 0, dcg / ideal, np.nan)
+
+
+def _recall(hits: np.ndarray, n_targets: np.ndarray, k: int) -> np.ndarray:
+    """Per-user Recall@k = hits / min(k, |targets|); NaN for users without targets."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_targets > 0, hits.sum(axis=1) / np.minimum(k, n_targets), np.nan)
 
 
 def ndcg_at_k(scores: np.ndarray, targets: sp.csr_matrix, k: int = 100) -> np.ndarray:
     """Per-user NDCG@k; NaN for users without targets."""
-    hits = _hits(scores, targets, k)
-    discount = 1.0 / np.log2(np.arange(2, hits.shape[1] + 2))
-    dcg = (hits * discount).sum(axis=1)
-    n = targets.getnnz(axis=1)
-    ideal = np.concatenate([[0.0], np.cumsum(discount)])[np.minimum(n, hits.shape[1])]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, dcg / ideal, np.nan)
+    return _ndcg(_hits(top_k(scores, k), targets), targets.getnnz(axis=1))
 
 
 def recall_at_k(scores: np.ndarray, targets: sp.csr_matrix, k: int = 20) -> np.ndarray:
     """Per-user Recall@k = hits / min(k, |targets|); NaN for users without targets."""
-    hits = _hits(scores, targets, k).sum(axis=1)
-    n = targets.getnnz(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, hits / np.minimum(k, n), np.nan)
+    return _recall(_hits(top_k(scores, k), targets), targets.getnnz(axis=1), k)
 
 
-_METRICS = {"ndcg": ndcg_at_k, "recall": recall_at_k}
+def _from_hits(name: str, hits: np.ndarray, n_targets: np.ndarray, k: int) -> np.ndarray:
+    """Metric ``name`` at ``k`` from the hits of a longer ranking (its first k ranks are this one's)."""
+    at_k = hits[:, :k]
+    return _ndcg(at_k, n_targets) if name == "ndcg" else _recall(at_k, n_targets, k)
 
 
 @dataclass
@@ -86,23 +104,49 @@ def mask_foldin(scores: np.ndarray, foldin: sp.csr_matrix) -> np.ndarray:
     return scores
 
 
+def _ranked_without(scores: np.ndarray, foldin: sp.csr_matrix, k: int) -> np.ndarray:
+    """``top_k`` of ``scores`` with the fold-in's items masked; ``scores`` is left as it was given.
+
+    Masking in place and putting the fold-in's scores back spares a copy of the block: 0.39 s
+    of the 1.86 s that ranking 10,000 users at 20,108 items took, and half the block's memory.
+    """
+    rows, cols = foldin.nonzero()
+    kept = scores[rows, cols]
+    mask_foldin(scores, foldin)
+    try:
+        return top_k(scores, k)
+    finally:
+        scores[rows, cols] = kept
+
+
 def evaluate(
     scorer: Scorer,
     foldin: sp.csr_matrix,
     targets: sp.csr_matrix,
     ks: Iterable[tuple[str, int]] = DEFAULT_KS,
-    batch_size: int = 2000,
+    batch_size: int = BLOCK,
 ) -> Evaluation:
-    """Score heldout users block by block and compute ranking metrics against their targets."""
+    """Score heldout users block by block and compute ranking metrics against their targets.
+
+    Each block is ranked once, to the largest k asked for; every metric reads the first k ranks
+    of that ranking (three rankings per block took 7.0 s of a 17.7 s validation at 20,108 items).
+    """
     if foldin.shape != targets.shape:
         raise ValueError(f"fold-in {foldin.shape} and targets {targets.shape} differ in shape")
     ks = list(ks)
+    unknown = {name for name, _ in ks} - set(METRICS)
+    if unknown:
+        raise ValueError(f"unknown metric(s) {sorted(unknown)}: known are {list(METRICS)}")
     out: dict[str, list[np.ndarray]] = {f"{name}@{k}": [] for name, k in ks}
+    longest = max((k for _, k in ks), default=1)
     for start in range(0, foldin.shape[0], batch_size):
         block = slice(start, start + batch_size)
-        scores = np.array(scorer(foldin[block]), dtype=np.float32, copy=True)
-        mask_foldin(scores, foldin[block])
+        scores = np.asarray(scorer(foldin[block]), dtype=np.float32)
+        if not scores.flags.writeable:
+            scores = scores.copy()
+        hits = _hits(_ranked_without(scores, foldin[block], longest), targets[block])
+        n_targets = targets[block].getnnz(axis=1)
         for name, k in ks:
-            out[f"{name}@{k}"].append(_METRICS[name](scores, targets[block], k))
+            out[f"{name}@{k}"].append(_from_hits(name, hits, n_targets, k))
     per_user = {key: np.concatenate(v) if v else np.zeros(0) for key, v in out.items()}
     return Evaluation(per_user, int((targets.getnnz(axis=1) == 0).sum()))

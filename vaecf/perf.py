@@ -3,6 +3,7 @@
 The ceiling is measured, not looked up: the FLOP rate TensorFlow reaches on this machine, in
 this process, for the three GEMMs of the output layer (forward, weight gradient, input
 gradient) at the batch size being trained. MFU = model FLOPs per user x users/s / that rate.
+Scoring (evaluation, serving) has its own ceiling: the forward GEMM alone at the block size.
 """
 
 from __future__ import annotations
@@ -17,23 +18,29 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import tensorflow as tf
 
-from vaecf.flops import output_gemm_flops
+from vaecf.flops import forward_gemm_flops, output_gemm_flops
 from vaecf.model import compute_dtype
 from vaecf.provenance import cpu_flags, cpu_model, git_sha, package_version
 
+GemmFlavour = Literal["step", "forward"]
+"""``step``: the training step's three output GEMMs; ``forward``: scoring's one."""
+
 
 def gemm_rate(batch: int, hidden: int, n_items: int, precision: str = "float32",
-              repeats: int = 5) -> float:
-    """FLOP/s of the output layer's three GEMMs at this shape (best of ``repeats``, after warm-up)."""
+              repeats: int = 5, flavour: GemmFlavour = "step") -> float:
+    """FLOP/s of the output layer's GEMMs at this shape (best of ``repeats``, after warm-up)."""
     dtype = compute_dtype(precision)  # type: ignore[arg-type]
     rng = tf.random.Generator.from_seed(0)
     h = tf.cast(rng.normal([batch, hidden]), dtype)
     w = tf.cast(rng.normal([hidden, n_items]), dtype)
+    if flavour == "forward":
+        forward = tf.function(lambda: tf.reduce_sum(tf.matmul(h, w)[:1, :1]))
+        return forward_gemm_flops(batch, hidden, n_items) / best_time(forward, repeats)
     g = tf.cast(rng.normal([batch, n_items]), dtype)
 
     @tf.function
