@@ -20,7 +20,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator  # noqa: E402
 
+from ablations.ladder import BUDGETS  # noqa: E402
 from ablations.report import NOISE_SIGMAS  # noqa: E402
+
+ML20M_ITEMS = BUDGETS["full"].speed_items
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference" / "case-study-ladder.json"
 """The talk's ladder (a copy of the published figures, so charts need nothing outside the repo)."""
@@ -45,7 +48,8 @@ def _subtitle(derived: dict[str, Any]) -> str:
     device = ", ".join(m["gpus"]) if m["gpus"] else f"{m['cpu']}, {m['cores']} cores, no GPU"
     flags = ", ".join(m.get("cpu_flags", [])) or "none of AVX-512/AMX"
     data = run["data"]
-    return (f"speed at {derived['speed_items']:,} items (ML-20M); quality on {run['budget']['quality_dataset']} "
+    shape = " (ML-20M's catalogue)" if derived["speed_items"] == ML20M_ITEMS else ""
+    return (f"speed at {derived['speed_items']:,} items{shape}; quality on {run['budget']['quality_dataset']} "
             f"({data['train_users']:,} training users x {data['items']:,} items)\n{device} [{flags}], "
             f"commit {str(m['git_sha'])[:12]}")
 
@@ -156,7 +160,7 @@ def _time_to_target(derived: dict[str, Any]) -> plt.Figure:
         elif r["time_to_target_s"] is None:
             ax.barh(i, budget, color="none", edgecolor=FLAGGED, hatch="//")
             ax.text(budget * 0.02, i, f"not reached within T = {budget:.0f} s (NDCG {r['ndcg_at_budget']:.3f})",
-                    va="center", fontsize=8, color=FLAGGED)
+                    va="center", fontsize=8, color=FLAGGED, bbox={"facecolor": "white", "edgecolor": "none"})
         else:
             ax.barh(i, r["time_to_target_s"], color=FLAGGED if r["flagged"] else OK)
             ax.text(r["time_to_target_s"], i, f" {r['time_to_target_s']:.0f} s", va="center", fontsize=8)
