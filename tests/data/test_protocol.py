@@ -97,3 +97,17 @@ def test_duplicate_positives_are_dropped_keeping_the_first_and_counted() -> None
     assert split.stats["positives"] == int((ratings["rating"] > 3.5).sum())
     reference = apply_protocol(ratings, ProtocolConfig(heldout_users=20))
     assert (split.train != reference.train).nnz == 0
+
+
+@pytest.mark.parametrize("relabel", [lambda ids: ids * 10**15 + 7, lambda ids: ids - 10**6],
+                         ids=["huge", "negative"])
+def test_ids_far_from_row_numbers_give_the_same_split(relabel) -> None:  # noqa: ANN001
+    # Small ids are numbered through a lookup table, others by sorting: both must agree.
+    ratings = random_ratings(users=200)
+    cfg = ProtocolConfig(heldout_users=20)
+    small = apply_protocol(ratings, cfg)
+    other = apply_protocol(ratings.assign(user=relabel(ratings["user"]), item=relabel(ratings["item"])), cfg)
+    for name in ("train", "validation_foldin", "validation_target", "test_foldin", "test_target"):
+        assert (getattr(other, name) != getattr(small, name)).nnz == 0, name
+    for name in ("item_ids", "train_user_ids", "validation_user_ids", "test_user_ids"):
+        assert np.array_equal(getattr(other, name), relabel(getattr(small, name))), name
