@@ -83,8 +83,9 @@ def apply_protocol(ratings: pd.DataFrame, cfg: ProtocolConfig | None = None) -> 
         plays = plays[seen]
         is_target = _draw_targets(user_code[plays], cfg)
         n_rows = len(part_codes[part])
-        parts[name] = tuple(_csr(rows[chosen], cols[chosen], (n_rows, len(item_ids)))
-                            for chosen in (plays[~is_target], plays[is_target]))
+        foldin, target = plays[~is_target], plays[is_target]
+        parts[name] = (_csr(rows[foldin], cols[foldin], (n_rows, len(item_ids))),
+                       _csr(rows[target], cols[target], (n_rows, len(item_ids))))
     train_users, val_users, test_users = (user_ids[codes] for codes in part_codes)
 
     split = Split(train, *parts["validation"], *parts["test"], item_ids=np.asarray(item_ids),
