@@ -1,6 +1,6 @@
 """Time ``vaecf data prepare`` on a Netflix- or ML-20M-shaped ratings set (issue #11).
 
-    python benchmarks/prepare_scale.py --shape netflix|ml-20m --workdir DIR [--via cli|function] [--out FILE]
+    python benchmarks/prepare_scale.py --shape netflix|ml-20m --workdir DIR [--repeats N] [--out FILE]
 
 1. Writes a ratings set of the published shape into ``DIR/<shape>/`` once (kept for later runs):
    Netflix as the official ``training_set/mv_*.txt`` layout (17,770 files, 100,480,507 ratings,
@@ -10,8 +10,6 @@
 2. Runs ``python -m vaecf data prepare SHAPE --source ... --out ...`` as a child process and
    measures its wall time and its peak RSS (``os.wait4``'s rusage of exactly that child).
 3. Checks that the child never imported TensorFlow: preparation must not pay for it.
-   ``--via function`` runs ``vaecf.data.prepare.prepare`` as ``_cmd_prepare`` does, without the
-   command line, for a checkout whose command line still imports TensorFlow.
 
 The record is strict JSON. This module runs nothing on import: asv, which imports every module
 in ``benchmarks/``, finds no benchmarks in it.
@@ -65,34 +63,16 @@ GENERATOR_VERSION = 1
 CHUNK_ROWS = 4_000_000  # rows formatted at once: ~250 MB of temporaries, however big the set
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 
-PROBE = """
-import json, os, sys
-def probe():
-    with open(os.environ["PREPARE_SCALE_PROBE"], "w") as f:
-        json.dump({"tensorflow_imported": "tensorflow" in sys.modules}, f)
-"""
-"""Records, whatever the outcome, whether TensorFlow was imported."""
-CHILDREN = {
-    "cli": PROBE + """
-import runpy
+CHILD = """\
+import json, os, runpy, sys
 sys.argv = ["vaecf", *sys.argv[1:]]
 try:
     runpy.run_module("vaecf", run_name="__main__", alter_sys=True)
 finally:
-    probe()
-""",
-    "function": PROBE + """
-from pathlib import Path
-from vaecf.data.prepare import default_protocol, prepare
-try:
-    _, _, name, _, source, _, out = sys.argv[1:]
-    split = prepare(name, Path(out), source=Path(source), protocol=default_protocol(name))
-    print(json.dumps(split.stats, indent=2))
-finally:
-    probe()
-""",
-}
-"""The child's program, given the arguments of ``vaecf data prepare NAME --source S --out O``."""
+    with open(os.environ["PREPARE_SCALE_PROBE"], "w") as probe:
+        json.dump({"tensorflow_imported": "tensorflow" in sys.modules}, probe)
+"""
+"""``python -m vaecf ARGS`` that records, whatever the outcome, whether TensorFlow was imported."""
 
 
 # --- Generating the ratings -----------------------------------------------------------------
@@ -194,7 +174,7 @@ def _strings(texts: Sequence[str]) -> np.ndarray:
     return np.frombuffer("".join(texts).encode("ascii"), np.uint8).reshape(len(texts), -1)
 
 
-RATING_SHARES = {
+RATING_SHARES: dict[str, dict[float, float]] = {
     # Approximate shares of each rating in the real sets.
     "netflix": {1: 0.046, 2: 0.101, 3: 0.287, 4: 0.336, 5: 0.230},
     "ml-20m": {0.5: 0.012, 1.0: 0.034, 1.5: 0.014, 2.0: 0.072, 2.5: 0.044, 3.0: 0.214, 3.5: 0.105,
@@ -274,13 +254,13 @@ def ensure_source(workdir: Path, shape: Shape) -> tuple[Path, float | None]:
 
 # --- Running and measuring ------------------------------------------------------------------
 
-def run_prepare(shape: Shape, source: Path, out: Path, probe: Path, via: str) -> dict[str, Any]:
+def run_prepare(shape: Shape, source: Path, out: Path, probe: Path) -> dict[str, Any]:
     """Run ``vaecf data prepare`` in a child process; its wall time, peak RSS, stats and probe."""
     shutil.rmtree(out, ignore_errors=True)  # an up-to-date split there would be a cache hit
     printed, log = out.with_name(out.name + ".stdout"), out.with_name(out.name + ".stderr")
     probe.unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": str(REPO), "PREPARE_SCALE_PROBE": str(probe)}
-    args = [sys.executable, "-c", CHILDREN[via], "data", "prepare", shape.name,
+    args = [sys.executable, "-c", CHILD, "data", "prepare", shape.name,
             "--source", str(source), "--out", str(out)]
     with open(printed, "wb") as stdout, open(log, "wb") as stderr:
         start = time.perf_counter()
@@ -293,8 +273,7 @@ def run_prepare(shape: Shape, source: Path, out: Path, probe: Path, via: str) ->
         raise RuntimeError(f"vaecf data prepare failed (exit {exit_code}):\n{log.read_text()[-3000:]}")
     tensorflow = json.loads(probe.read_text())["tensorflow_imported"]
     if tensorflow:
-        raise RuntimeError(f"vaecf data prepare (via {via}) imported TensorFlow: preparation must not load it"
-                           + (" (try --via function to measure preparation alone)" if via == "cli" else ""))
+        raise RuntimeError("vaecf data prepare imported TensorFlow: preparation must not load it")
     return {"wall_s": round(wall, 2), "peak_rss_bytes": usage.ru_maxrss * 1024,  # Linux: KiB
             "user_cpu_s": round(usage.ru_utime, 2), "system_cpu_s": round(usage.ru_stime, 2),
             "tensorflow_imported": tensorflow, "stats": json.loads(printed.read_text())}
@@ -324,13 +303,13 @@ def versions() -> dict[str, str]:
             "scipy": scipy.__version__}
 
 
-def measure(shape: Shape, workdir: Path, repeats: int, via: str) -> dict[str, Any]:
+def measure(shape: Shape, workdir: Path, repeats: int) -> dict[str, Any]:
     """Write (or reuse) the source, prepare it ``repeats`` times, and make the record."""
     source, write_s = ensure_source(workdir, shape)
     runs = []
     for _ in range(repeats):
         load = os.getloadavg()[0]
-        run = run_prepare(shape, source, workdir / f"{shape.name}-prepared", workdir / "probe.json", via)
+        run = run_prepare(shape, source, workdir / f"{shape.name}-prepared", workdir / "probe.json")
         runs.append({**run, "load_average_1min_before": load})
         print(f"{shape.name}: {run['wall_s']:.1f} s, peak RSS {run['peak_rss_bytes'] / 1e9:.2f} GB "
               f"(load {load:.2f} before)", file=sys.stderr)
@@ -341,7 +320,6 @@ def measure(shape: Shape, workdir: Path, repeats: int, via: str) -> dict[str, An
         "benchmark": "prepare-scale", "shape": shape.name, "machine": cpu(), "git_sha": git_sha(),
         "versions": versions(),
         "command": f"python -m vaecf data prepare {shape.name} --source {source.name} --out DIR",
-        "via": via if via == "cli" else "function: vaecf.data.prepare.prepare, as the command calls it",
         "source": {"rows": shape.rows, "users": shape.users, "items": shape.items,
                    "bytes": sum(p.stat().st_size for p in source.rglob("*") if p.is_file()),
                    "written_in_s": None if write_s is None else round(write_s, 1), "seed": SEED,
@@ -362,12 +340,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, required=True,
                         help="where the generated source is kept (Netflix: ~2.6 GB) and prepared")
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--via", choices=sorted(CHILDREN), default="cli",
-                        help="run the command line (default) or call prepare() in the child")
     parser.add_argument("--out", type=Path, help="write the JSON record here (else print it)")
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    record = measure(SHAPES[args.shape], args.workdir.resolve(), args.repeats, args.via)
+    record = measure(SHAPES[args.shape], args.workdir.resolve(), args.repeats)
     text = json.dumps(record, indent=2, allow_nan=False) + "\n"
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
