@@ -99,8 +99,8 @@ def test_duplicate_positives_are_dropped_keeping_the_first_and_counted() -> None
     assert (split.train != reference.train).nnz == 0
 
 
-@pytest.mark.parametrize("relabel", [lambda ids: ids * 10**15 + 7, lambda ids: ids - 10**6],
-                         ids=["huge", "negative"])
+@pytest.mark.parametrize("relabel", [lambda ids: ids * 10**15 + 7, lambda ids: ids - 10**6, lambda ids: ids + 0.5],
+                         ids=["huge", "negative", "float"])
 def test_ids_far_from_row_numbers_give_the_same_split(relabel) -> None:  # noqa: ANN001
     # Small ids are numbered through a lookup table, others by sorting: both must agree.
     ratings = random_ratings(users=200)

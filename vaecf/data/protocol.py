@@ -127,8 +127,9 @@ def _pair_keys(user: np.ndarray, item: np.ndarray) -> np.ndarray:
     """One int64 per row, equal exactly when the rows' (user, item) pairs are."""
     if not len(user):
         return np.zeros(0, dtype=np.int64)
-    span = int(item.max()) + 1
-    if min(user.min(), item.min()) < 0 or int(user.max()) > (np.iinfo(np.int64).max - span) // span:
+    combinable = user.dtype.kind == "i" and item.dtype.kind == "i" and min(user.min(), item.min()) >= 0
+    span = int(item.max()) + 1 if combinable else 0
+    if not combinable or int(user.max()) > (np.iinfo(np.int64).max - span) // span:
         # Ids that do not combine into one int64 (never so in real data): number them densely first.
         user = pd.factorize(user)[0]
         item, uniques = pd.factorize(item)
@@ -147,7 +148,7 @@ def _index_dtype(n: int) -> type[np.signedinteger]:
 
 def _dense_codes(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(the distinct ids ascending, each row's index among them)."""
-    if len(ids) and ids.min() >= 0 and ids.max() < max(len(ids), 1 << 22):
+    if ids.dtype.kind == "i" and len(ids) and ids.min() >= 0 and ids.max() < max(len(ids), 1 << 22):
         # Ids below the row count (real data's): a table indexed by id, no sort. It costs at
         # most one more array as long as ``ids``.
         present = np.zeros(int(ids.max()) + 1, dtype=bool)
