@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -208,3 +212,50 @@ def test_real_ml100k_u_data_prepares_with_an_honest_verification(tmp_path: Path)
     split = prepare("ml-100k", tmp_path / "ml-100k", source=path)
     assert (split.stats["users"], split.stats["items"]) == (938, 1415)
     assert Split.load(tmp_path / "ml-100k").stats["source_verified"] == "no published checksum for an extracted file"
+
+
+# --- Leftovers of hard-killed saves ----------------------------------------------------------
+
+def leftover(parent: Path, name: str) -> Path:
+    path = parent / name
+    path.mkdir()
+    (path / "train.npz").write_bytes(b"half a file")
+    return path
+
+
+def finished_pid() -> int:
+    """The id of a process that has ended (and, in the instant that follows, not been reused)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_leftovers_of_killed_saves_go_and_running_saves_stay(folder: Path) -> None:
+    host, parent = socket.gethostname(), folder.parent
+    dead = [leftover(parent, f".tiny.partial-{host}-{finished_pid()}-abc_1234"),
+            leftover(parent, f".tiny.old-{host}-{finished_pid()}-xyz98765")]
+    running = [leftover(parent, f".tiny.partial-{host}-{os.getppid()}-abc_1234"),  # our parent: alive
+               leftover(parent, f".tiny.partial-{host}-{os.getpid()}-def_5678"),  # this process
+               leftover(parent, f".tiny.partial-other-host-{finished_pid()}-abc_1234"),  # cannot tell
+               leftover(parent, ".tiny.old-abcd_123")]  # an older vaecf's name: no owner to ask
+    unrelated = [leftover(parent, f".other.partial-{host}-{finished_pid()}-abc_1234"),
+                 leftover(parent, "tiny.partial-abc")]
+    not_a_folder = parent / f".tiny.partial-{host}-{finished_pid()}-file1234"
+    not_a_folder.write_text("a file, not a save's folder")
+
+    prepare(TINY, folder, protocol=ProtocolConfig(heldout_users=50))
+
+    assert not any(path.exists() for path in dead)
+    assert all(path.exists() for path in [*running, *unrelated, not_a_folder])
+    assert stats_of(folder)["test_users"] == 50
+
+
+def test_leftovers_older_than_an_hour_go_whoever_made_them(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    host = socket.gethostname()
+    paths = [leftover(folder.parent, f".tiny.partial-{host}-{os.getppid()}-abc_1234"),
+             leftover(folder.parent, f".tiny.old-other-host-{finished_pid()}-abc_1234"),
+             leftover(folder.parent, ".tiny.old-abcd_123")]
+    # The folders cannot be made old (a rename or chmod resets ctime), so "an hour" shrinks instead.
+    monkeypatch.setattr(split_module, "LEFTOVER_AGE_S", -1)
+    assert sorted(split_module.remove_leftovers(folder)) == sorted(paths)
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["tiny"]

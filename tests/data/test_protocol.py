@@ -4,7 +4,7 @@ import pytest
 
 from tests.conftest import random_ratings
 from vaecf.config import ProtocolConfig
-from vaecf.data.protocol import apply_protocol
+from vaecf.data.protocol import apply_protocol, repeated_pairs
 from vaecf.data.split import Split
 from vaecf.errors import DataError
 
@@ -76,3 +76,38 @@ def test_low_activity_users_are_dropped_and_threshold_is_strict() -> None:
 def test_loading_a_missing_split_names_the_folder(tmp_path) -> None:
     with pytest.raises(DataError, match=str(tmp_path)):
         Split.load(tmp_path)
+
+
+@pytest.mark.parametrize("scale", [1, -1, 10**17], ids=["small", "negative", "huge"])
+def test_repeated_pairs_marks_all_but_the_first_as_pandas_does(scale: int) -> None:
+    rng = np.random.default_rng(5)
+    user, item = rng.integers(0, 40, 5_000) * scale, rng.integers(0, 60, 5_000) * scale
+    expected = pd.DataFrame({"user": user, "item": item}).duplicated().to_numpy()
+    assert expected.any()
+    assert np.array_equal(repeated_pairs(user, item), expected)
+    assert not repeated_pairs(np.arange(9), np.zeros(9, dtype=np.int64)).any()
+    assert len(repeated_pairs(user[:0], item[:0])) == 0
+
+
+def test_duplicate_positives_are_dropped_keeping_the_first_and_counted() -> None:
+    ratings = random_ratings(users=200)
+    again = ratings[ratings["rating"] > 3.5].iloc[::7].assign(rating=5.0)
+    split = apply_protocol(pd.concat([ratings, again]), ProtocolConfig(heldout_users=20))
+    assert split.stats["duplicate_positives_dropped"] == len(again)
+    assert split.stats["positives"] == int((ratings["rating"] > 3.5).sum())
+    reference = apply_protocol(ratings, ProtocolConfig(heldout_users=20))
+    assert (split.train != reference.train).nnz == 0
+
+
+@pytest.mark.parametrize("relabel", [lambda ids: ids * 10**15 + 7, lambda ids: ids - 10**6, lambda ids: ids + 0.5],
+                         ids=["huge", "negative", "float"])
+def test_ids_far_from_row_numbers_give_the_same_split(relabel) -> None:  # noqa: ANN001
+    # Small ids are numbered through a lookup table, others by sorting: both must agree.
+    ratings = random_ratings(users=200)
+    cfg = ProtocolConfig(heldout_users=20)
+    small = apply_protocol(ratings, cfg)
+    other = apply_protocol(ratings.assign(user=relabel(ratings["user"]), item=relabel(ratings["item"])), cfg)
+    for name in ("train", "validation_foldin", "validation_target", "test_foldin", "test_target"):
+        assert (getattr(other, name) != getattr(small, name)).nnz == 0, name
+    for name in ("item_ids", "train_user_ids", "validation_user_ids", "test_user_ids"):
+        assert np.array_equal(getattr(other, name), relabel(getattr(small, name))), name

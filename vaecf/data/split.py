@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +27,8 @@ IDS_KEYS = ("item_ids", "train_user_ids", "validation_user_ids", "test_user_ids"
 FILES = (*(f"{name}.npz" for name in MATRICES), IDS)
 """The split's data files, each listed with its size and sha256 in stats.json's manifest."""
 STATS = "stats.json"
+LEFTOVER_AGE_S = 3600
+"""A save's hidden sibling folder this old is a leftover whatever its owner: saving takes seconds."""
 
 
 @dataclass
@@ -61,11 +66,13 @@ class Split:
         The files go to a hidden sibling folder that is renamed into place once complete (an
         old split there is moved aside first, then deleted), so a killed save leaves the old
         split or none, never a mix. ``stats.json`` records every file's size and sha256.
+        Such folders that earlier, hard-killed saves left are deleted first (remove_leftovers).
         """
         folder = Path(folder).absolute()  # '.' has no name to put beside it
         _check_replaceable(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
-        partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
+        remove_leftovers(folder)
+        partial = Path(tempfile.mkdtemp(prefix=_sibling_prefix(folder, "partial"), dir=folder.parent))
         try:
             for name in MATRICES:
                 _save_npz(partial / f"{name}.npz", getattr(self, name))
@@ -117,13 +124,60 @@ def _check_replaceable(folder: Path) -> None:
                             "would delete; choose another --out or empty it")
 
 
+def _sibling_prefix(folder: Path, kind: str) -> str:
+    """``.NAME.KIND-HOST-PID-``: the hidden sibling of ``folder`` that this process is writing.
+
+    The host and process id let a later save tell a hard-killed save's leftover from a save
+    that is still running, and so delete the leftover at once rather than after an hour.
+    """
+    return f".{folder.name}.{kind}-{socket.gethostname()}-{os.getpid()}-"
+
+
+def remove_leftovers(folder: Path) -> list[Path]:
+    """Delete the ``.NAME.partial-*`` and ``.NAME.old-*`` siblings that killed saves left; return them.
+
+    Only a save that is surely over: its process, on this host, no longer runs, or the folder is
+    older than LEFTOVER_AGE_S (this covers other hosts sharing the file system, a reused process
+    id and the names of older vaecf versions, which carry no owner). A save still running is left
+    alone, so two prepares into one folder cannot delete each other's work.
+    """
+    pattern = re.compile(rf"\.{re.escape(folder.name)}\.(?:partial|old)-(?:(?P<host>.+)-(?P<pid>\d+)-)?[^-]+")
+    removed = []
+    for path in folder.parent.iterdir():
+        match = pattern.fullmatch(path.name)
+        if match and path.is_dir() and not path.is_symlink() and _abandoned(path, match["host"], match["pid"]):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _abandoned(path: Path, host: str | None, pid: str | None) -> bool:
+    """Whether the save that made ``path`` is over (see remove_leftovers)."""
+    try:
+        info = path.stat()
+    except OSError:  # deleted meanwhile, by its owner or a concurrent save
+        return False
+    # ctime too: moving the old split aside (a rename) updates it, not the old split's mtime.
+    if time.time() - max(info.st_mtime, info.st_ctime) > LEFTOVER_AGE_S:
+        return True
+    if host != socket.gethostname() or pid is None or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):  # another user's process; a pid beyond any the OS gives
+        pass
+    return False
+
+
 def _swap_in(partial: Path, folder: Path) -> None:
     """Rename ``partial`` to ``folder``, moving any old split aside and deleting it after."""
     try:
         if not folder.exists():
             os.rename(partial, folder)
             return
-        old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+        old = Path(tempfile.mkdtemp(prefix=_sibling_prefix(folder, "old"), dir=folder.parent))
         os.replace(folder, old)  # onto the empty folder just made: POSIX allows it
     except OSError as exc:
         raise DataError(f"{folder}: cannot move the old split aside ({exc})") from exc
