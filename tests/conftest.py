@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
+from tests.factories import random_ratings
 from vaecf.config import ProtocolConfig
 from vaecf.data.protocol import apply_protocol
 from vaecf.data.split import Split
@@ -39,18 +39,6 @@ def ml100k_ratings(ml100k_file: Path) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def ml100k_split(ml100k_ratings: pd.DataFrame) -> Split:
     return apply_protocol(ml100k_ratings, ProtocolConfig(heldout_users=100))
-
-
-def random_ratings(users: int = 300, items: int = 120, per_user: int = 15, seed: int = 0) -> pd.DataFrame:
-    """Clustered random ratings (two taste groups), enough signal for a model to learn a little."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for u in range(users):
-        group = u % 2
-        pool = np.arange(items // 2) + group * (items // 2)
-        picked = rng.choice(pool, size=per_user + int(rng.integers(0, 5)), replace=False)
-        rows += [(u, int(i), float(rng.choice([4.0, 5.0, 2.0], p=[0.45, 0.45, 0.1]))) for i in picked]
-    return pd.DataFrame(rows, columns=["user", "item", "rating"])
 
 
 @pytest.fixture(scope="session")

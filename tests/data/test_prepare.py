@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import random_ratings, shared_data_dir
+from tests.factories import random_ratings
 from vaecf.config import ProtocolConfig
 from vaecf.data import split as split_module
 from vaecf.data import synthetic
@@ -205,11 +205,8 @@ def test_stats_say_whether_the_source_was_verified(tmp_path: Path) -> None:
     assert stats_of(tmp_path / "b")["source_verified"] is False
 
 
-def test_real_ml100k_u_data_prepares_with_an_honest_verification(tmp_path: Path) -> None:
-    path = shared_data_dir() / "ml-100k" / "u.data"
-    if not path.is_file():
-        pytest.skip(f"real MovieLens-100K ratings not found at {path} (set VAECF_DATA_DIR)")
-    split = prepare("ml-100k", tmp_path / "ml-100k", source=path)
+def test_real_ml100k_u_data_prepares_with_an_honest_verification(tmp_path: Path, ml100k_file: Path) -> None:
+    split = prepare("ml-100k", tmp_path / "ml-100k", source=ml100k_file)
     assert (split.stats["users"], split.stats["items"]) == (938, 1415)
     assert Split.load(tmp_path / "ml-100k").stats["source_verified"] == "no published checksum for an extracted file"
 

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import random_ratings
+from tests.factories import random_ratings
 from vaecf.config import ProtocolConfig
 from vaecf.data.protocol import apply_protocol, repeated_pairs
 from vaecf.data.split import Split

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import zipfile
 from pathlib import Path
 
@@ -15,8 +14,6 @@ import pytest
 from vaecf.data import sources
 from vaecf.data.sources import load_ratings, read_ml1m_dat, read_ml20m_csv, read_ml100k_data, read_netflix
 from vaecf.errors import DataError
-
-DATA_DIR = Path(os.environ.get("VAECF_DATA_DIR", Path(__file__).parents[2] / "../shared/data")).resolve()
 
 
 def frame(users: list[int], items: list[int], ratings: list[float]) -> pd.DataFrame:
@@ -304,12 +301,8 @@ def test_unknown_name_lists_the_known_ones(tmp_path: Path) -> None:
 
 # --- The real MovieLens 100K ------------------------------------------------------------------
 
-def test_real_ml100k_u_data() -> None:
-    path = DATA_DIR / "ml-100k" / "u.data"
-    if not path.is_file():
-        pytest.skip(f"real MovieLens 100K not found at {path} (set VAECF_DATA_DIR to the folder "
-                    "holding ml-100k/u.data)")
-    ratings = read_ml100k_data(path)
+def test_real_ml100k_u_data(ml100k_file: Path) -> None:
+    ratings = read_ml100k_data(ml100k_file)
     assert len(ratings) == 100_000
     assert ratings["user"].nunique() == 943
     assert ratings["item"].nunique() == 1682

@@ -15,11 +15,11 @@ import re
 import warnings
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, NamedTuple
+from typing import IO, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -260,7 +260,7 @@ def _count(block: bytes | bytearray, char: str) -> int:
     return int(np.count_nonzero(np.frombuffer(block, np.uint8) == ord(char)))
 
 
-def _blocks(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
+def _blocks(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     """(number of lines before it, block) for consecutive blocks of whole lines."""
     lines_before, rest = 0, b""
     while chunk := stream.read(_BLOCK):
@@ -274,7 +274,7 @@ def _blocks(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
         yield lines_before, rest + b"\n"
 
 
-def _read_csv(block: bytes | bytearray, sep: str, dtype: dict[str, object]) -> pd.DataFrame:
+def _read_csv(block: bytes | bytearray, sep: str, dtype: Mapping[str, object]) -> pd.DataFrame:
     try:
         with warnings.catch_warnings():
             # pandas warns when it drops extra fields of a block's first line; callers count separators.
@@ -320,7 +320,7 @@ def _parse_ml_block(block: bytes, sep: str, scale: Scale) -> _Columns:
     return _narrow(user), _narrow(item), rating
 
 
-def _read_ml(stream: BinaryIO, label: str, *, sep: str, scale: Scale, header: str | None = None) -> pd.DataFrame:
+def _read_ml(stream: IO[bytes], label: str, *, sep: str, scale: Scale, header: str | None = None) -> pd.DataFrame:
     """Read MovieLens ``user sep item sep rating sep timestamp`` lines, after ``header`` if given."""
     layout = _delimited(sep, _ML_FIELDS, scale)
     parts: list[_Columns] = []
@@ -338,7 +338,7 @@ def _read_ml(stream: BinaryIO, label: str, *, sep: str, scale: Scale, header: st
     return _frame(parts, label)
 
 
-_READERS: dict[str, Callable[[BinaryIO, str], pd.DataFrame]] = {
+_READERS: dict[str, Callable[[IO[bytes], str], pd.DataFrame]] = {
     "ml-20m": partial(_read_ml, sep=",", scale=SCALES["ml-20m"], header="userId,movieId,rating,timestamp"),
     "ml-1m": partial(_read_ml, sep="::", scale=SCALES["ml-1m"]),
     "ml-100k": partial(_read_ml, sep="\t", scale=SCALES["ml-100k"]),
@@ -379,7 +379,7 @@ def _netflix_segments(files: Sequence[Path]) -> Iterator[_Segment]:
         with _open(path) as stream:
             for first_line, block in _blocks(stream):
                 if not started:
-                    start = re.match(rb"\s*", block).end()
+                    start = len(block) - len(block.lstrip())
                     if start == len(block):
                         continue
                     # Each file must open with a header, which also makes it safe to parse the
@@ -437,19 +437,19 @@ def _frame(parts: list[_Columns], label: str) -> pd.DataFrame:
 
 # --- Files and archives ---------------------------------------------------------------------
 
-def _open(path: Path) -> BinaryIO:
+def _open(path: Path) -> IO[bytes]:
     try:
         return open(path, "rb")
     except OSError as exc:
         raise DataError(f"{path}: cannot open ({exc.strerror})") from exc
 
 
-def _read_file(path: Path, read: Callable[[BinaryIO, str], pd.DataFrame]) -> pd.DataFrame:
+def _read_file(path: Path, read: Callable[[IO[bytes], str], pd.DataFrame]) -> pd.DataFrame:
     with _open(Path(path)) as stream:
         return read(stream, str(path))
 
 
-def _read_archive(path: Path, member: str, read: Callable[[BinaryIO, str], pd.DataFrame]) -> pd.DataFrame:
+def _read_archive(path: Path, member: str, read: Callable[[IO[bytes], str], pd.DataFrame]) -> pd.DataFrame:
     """Read ``member`` straight from the zip, turning archive damage into a DataError."""
     try:
         with zipfile.ZipFile(path) as archive:

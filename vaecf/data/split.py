@@ -237,4 +237,4 @@ def _save_npz(path: Path, matrix: sp.csr_matrix) -> None:
 
 def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     with open(path, "wb") as f:
-        np.savez(f, **arrays)
+        np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as its allow_pickle

@@ -144,7 +144,7 @@ def parse_spec(spec: str) -> SyntheticConfig:
         except ValueError:
             raise DataError(f"{key}={value!r} in {spec!r}: expected {_KINDS[kind]}") from None
     try:
-        return dataclasses.replace(base, **overrides)
+        return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]  # each value of its field's type
     except DataError as exc:
         raise DataError(f"{exc} (in {spec!r})") from None
 
