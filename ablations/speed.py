@@ -10,7 +10,8 @@ A step's speed is the median of its windows' medians, with their spread.
 
 The runner's own process never imports TensorFlow (on a GPU it would reserve the device's
 memory before a child could): the GEMM ceilings are measured by the children, in the first and
-the last round, for every (per-worker batch, precision) that a step trains at.
+the last round, for every (per-worker batch, precision) that a step trains at; a shape's ceiling
+is the best of its rounds.
 
 Child entry point: ``python -m ablations.speed JOB.json OUT.json`` (data-parallel configurations
 are started through ``vaecf.launch`` with their workers; rank 0 writes OUT).
@@ -137,7 +138,9 @@ def summarise(record: dict[str, Any], step: Step) -> dict[str, Any]:
     steps = [u for w in windows for u in w["users_per_s"]]
     shape = f"{step.train.global_batch // step.train.workers},{step.train.precision}"
     rates = [c[shape] for c in record["ceilings"].values() if shape in c]
-    ceiling = float(np.mean(rates)) if rates else None  # every shape is measured; None guards an old record
+    # The ceiling is the best rate this machine reached at the shape in the run: a round that shared
+    # the cores with other work measures less, and its mean would let MFU exceed 1.
+    ceiling = max(rates) if rates else None  # every shape is measured; None guards an old record
     # On GPUs each worker brings its own device and ceiling; CPU workers split one host's cores.
     devices = step.train.workers if record["machine"]["gpu_count"] else 1
     fpu = flops_per_user(record["workload"]["items"], ModelConfig(), record["workload"]["mean_items"])
@@ -173,7 +176,7 @@ def child_main(job_path: Path, out_path: Path) -> None:
 
     matrix = sp.load_npz(job["data"]).tocsr()
     ceilings = {f"{batch},{precision}": gemm_rate(batch, ModelConfig().hidden[-1], matrix.shape[1], precision,
-                                                  repeats=1) for batch, precision in job["ceilings"]}
+                                                  repeats=2) for batch, precision in job["ceilings"]}
     windows = {}
     for key, train in configs.items():
         reset_peak_memory()
