@@ -4,7 +4,7 @@ For each batch size the GEMM ceiling is measured first (``perf.gemm_rate``, same
 then each input path trains ``warmup + steps`` steps; users/s is the median over the timed
 steps with the 10th-90th percentile spread. Data preparation runs in a child process so its
 peak RSS is measured on its own. ``--breakdown`` adds where each step's time goes
-(``vaecf/profile.py``) beside the output GEMMs' share. The record goes to
+(``vaecf/breakdown.py``) beside the output GEMMs' share. The record goes to
 ``results/<machine>/bench-<time>.json``, rewritten after every row: run the same command with
 the same ``--out`` again and finished rows are kept, the rest measured (a row whose process was
 killed, e.g. for memory, stays marked ``started`` until then). ``--workers N`` adds 1 against
@@ -45,8 +45,8 @@ def measure(split: Split, train: TrainConfig, warmup: int, steps: int, parts: bo
 
     With ``parts``, then the seconds of each part of the step on the epoch's first batch.
     """
+    from vaecf.breakdown import breakdown
     from vaecf.pipeline import batches
-    from vaecf.profile import breakdown
     from vaecf.train import Trainer
 
     config = RunConfig(model=ModelConfig(), train=train)

@@ -236,7 +236,7 @@ def _add_bench(sub: Any) -> None:
     p.add_argument("--warmup", type=_at_least(0), default=WARMUP_STEPS, help="untimed steps first")
     p.add_argument("--steps", type=_at_least(1), default=10, help="timed steps")
     p.add_argument("--breakdown", action="store_true",
-                   help="also time the step's parts on one batch (vaecf/profile.py): where the time goes")
+                   help="also time the step's parts on one batch (vaecf/breakdown.py): where the time goes")
     p.add_argument("--workers", type=_at_least(2), help="also compare 1 against N data-parallel workers, "
                    "Horovod where installed and tf.distribute (default: not compared)")
     p.add_argument("--serving", action="store_true", help="measure evaluation users/s against the forward GEMM, "

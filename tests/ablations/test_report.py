@@ -113,3 +113,16 @@ def test_records_and_charts_are_strict_json_and_byte_stable(tmp_path) -> None:
 
     for path in tmp_path.rglob("*.json"):
         json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_leave_one_out_reports_what_each_switch_was_worth_from_the_fastest(tmp_path) -> None:
+    write_run(tmp_path)
+    run = json.loads((tmp_path / "run.json").read_text())
+    run["ladder"]["mode"] = "leave-one-out"
+    write_json(tmp_path / "run.json", run)
+    derived = report.derive(report.load_run(tmp_path))
+    r = {row["name"]: row for row in derived["rows"]}
+    assert r["sparse input"]["first_over_this"] == pytest.approx(0.5)  # the first is half as fast as this one
+    assert r["larger batch"]["first_over_this"] == pytest.approx(0.25)
+    header = report.to_markdown(derived).splitlines()[0]
+    assert "fastest / this" in header and "step x" not in header and "vs fastest" in header

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from vaecf.breakdown import PARTS, breakdown
 from vaecf.config import ModelConfig, RunConfig, TrainConfig
 from vaecf.pipeline import batches
-from vaecf.profile import PARTS, breakdown
 from vaecf.train import Trainer
 
 
