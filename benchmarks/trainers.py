@@ -10,7 +10,7 @@ import functools
 
 import tensorflow as tf
 
-from vaecf.config import RunConfig, TrainConfig
+from vaecf.config import WARMUP_STEPS, RunConfig, TrainConfig
 from vaecf.model import Batch
 from vaecf.pipeline import batches, epoch_order
 from vaecf.train import Trainer
@@ -24,10 +24,8 @@ PRECISIONS = ["float32", "mixed_bfloat16", "mixed_float16"]
 float32's step on AVX-512); see ``require_native``."""
 BATCH_SIZES = [500, 2000]
 """The paper's batch, and a larger one where GEMMs outweigh per-step overhead."""
-BATCH = 500
+BATCH = TrainConfig().batch_size
 """Batch size of the suites that do not vary it (the paper's)."""
-WARMUP_STEPS = 2
-"""Untimed steps after building: the first traces the step function, the second touches memory."""
 
 
 def fresh_trainer(folder: str, input: str = "sparse", pipeline: str = "tfdata",
