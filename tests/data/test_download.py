@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vaecf.data import sources
+from vaecf.data import registry, sources
 from vaecf.data.download import fetch, file_digest, fingerprint
 from vaecf.errors import DataError, DownloadError
 
@@ -105,7 +105,7 @@ def served_ml100k(server: Server, monkeypatch: pytest.MonkeyPatch) -> tuple[Serv
     """The fake archive served at /ml-100k.zip and registered as ml-100k's download."""
     data, rows = fake_ml100k()
     server.files["/ml-100k.zip"] = data
-    monkeypatch.setitem(sources.ARCHIVES, "ml-100k", sources.Archive(
+    monkeypatch.setitem(registry.ARCHIVES, "ml-100k", registry.Archive(
         url=server.url("/ml-100k.zip"), md5=md5(data), member="ml-100k/u.data"))
     return server, data, rows
 
@@ -203,7 +203,7 @@ def test_corrupt_archive_with_matching_checksum_is_a_data_error(
     start = data.index(b"ml-100k/u.data") + len("ml-100k/u.data") + 200  # inside u.data's deflate stream
     corrupt[start:start + 16] = bytes(b ^ 0xFF for b in corrupt[start:start + 16])
     server.files["/ml-100k.zip"] = bytes(corrupt)
-    monkeypatch.setitem(sources.ARCHIVES, "ml-100k", sources.Archive(
+    monkeypatch.setitem(registry.ARCHIVES, "ml-100k", registry.Archive(
         url=server.url("/ml-100k.zip"), md5=md5(bytes(corrupt)), member="ml-100k/u.data"))
     with pytest.raises(DataError, match="corrupt") as caught:
         sources.load_ratings("ml-100k", None, tmp_path, progress=False)

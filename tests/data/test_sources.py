@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vaecf.data import sources
+from vaecf.data import registry, sources
 from vaecf.data.sources import load_ratings, read_ml1m_dat, read_ml20m_csv, read_ml100k_data, read_netflix
 from vaecf.errors import DataError
 
@@ -227,17 +227,17 @@ def test_a_given_zip_is_checked_against_the_published_checksums(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     zipped = make_zip(tmp_path / "ml-100k.zip", {"ml-100k/u.data": ML100K.encode()})
     md5 = hashlib.md5(zipped.read_bytes()).hexdigest()
-    published = sources.ARCHIVES["ml-100k"].md5
+    published = registry.ARCHIVES["ml-100k"].md5
     with pytest.raises(DataError, match=f"{zipped}: not the published ml-100k.zip \\(md5 {md5}, published "
                                         f"{published}\\): damaged.*--no-verify"):
         load_ratings("ml-100k", zipped, tmp_path)
     assert load_ratings("ml-100k", zipped, tmp_path, verify=False).verified is False
-    monkeypatch.setitem(sources.ARCHIVES, "ml-100k", dataclasses.replace(sources.ARCHIVES["ml-100k"], md5=md5))
+    monkeypatch.setitem(registry.ARCHIVES, "ml-100k", dataclasses.replace(registry.ARCHIVES["ml-100k"], md5=md5))
     ratings, _, verified = load_ratings("ml-100k", zipped, tmp_path)
     pd.testing.assert_frame_equal(ratings, ML100K_FRAME)
     assert verified is True
     sha256 = hashlib.sha256(b"another archive").hexdigest()
-    monkeypatch.setitem(sources.ARCHIVES, "ml-100k", dataclasses.replace(sources.ARCHIVES["ml-100k"], sha256=sha256))
+    monkeypatch.setitem(registry.ARCHIVES, "ml-100k", dataclasses.replace(registry.ARCHIVES["ml-100k"], sha256=sha256))
     with pytest.raises(DataError, match=f"sha256 [0-9a-f]{{64}}, published {sha256}"):
         load_ratings("ml-100k", zipped, tmp_path)
 

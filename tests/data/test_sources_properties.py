@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vaecf.data import sources
-from vaecf.data.sources import SCALES, read_ml1m_dat, read_ml20m_csv, read_ml100k_data, read_netflix
+from vaecf.data.registry import SCALES
+from vaecf.data.sources import read_ml1m_dat, read_ml20m_csv, read_ml100k_data, read_netflix
 from vaecf.errors import DataError
 
 # tmp_path is shared by a test's examples: each example overwrites the one file it reads.

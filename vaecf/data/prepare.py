@@ -18,16 +18,14 @@ from vaecf.config import ProtocolConfig
 from vaecf.data import synthetic
 from vaecf.data.download import fingerprint
 from vaecf.data.protocol import apply_protocol
-from vaecf.data.sources import DATASETS as FILE_DATASETS
+from vaecf.data.registry import DATASETS as FILE_DATASETS
+from vaecf.data.registry import DEFAULT_HELDOUT
 from vaecf.data.sources import load_ratings
 from vaecf.data.split import Split
 from vaecf.errors import DataError
 
 PROTOCOL_VERSION = 1
 """Bump when a change to the protocol code changes its output, so caches are rebuilt."""
-
-DEFAULT_HELDOUT = {"ml-20m": 10_000, "netflix": 40_000, "ml-1m": 600, "ml-100k": 100}
-"""The paper's N for ML-20M and Netflix; for the small MovieLens sets about 10% of users."""
 
 DATASETS = (*FILE_DATASETS, "synthetic[:preset|key=value,...]")
 
