@@ -39,6 +39,7 @@ import scipy.sparse as sp
 from scipy.optimize import brentq
 from scipy.special import ndtr, ndtri
 
+from vaecf.data.registry import DEFAULT_HELDOUT
 from vaecf.data.split import Split
 from vaecf.errors import DataError
 from vaecf.metrics import evaluate
@@ -100,7 +101,7 @@ PRESETS: dict[str, SyntheticConfig] = {
 }
 """ML-20M and Netflix shapes as the paper preprocesses them; ``small`` is ML-20M with 12k users."""
 
-_PRESET_HELDOUT = {"ml-20m": 10_000, "netflix": 40_000, "small": 1_000}
+_PRESET_HELDOUT = {"ml-20m": DEFAULT_HELDOUT["ml-20m"], "netflix": DEFAULT_HELDOUT["netflix"], "small": 1_000}
 
 
 def heldout_users_for(cfg: SyntheticConfig) -> int:
