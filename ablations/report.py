@@ -65,6 +65,11 @@ def derive(records: dict[str, Any]) -> dict[str, Any]:
             row["step_factor"] = row["users_per_s"] / previous["users_per_s"] if previous else 1.0
             row["total_factor"] = row["users_per_s"] / first["users_per_s"]
             row["first_over_this"] = first["users_per_s"] / row["users_per_s"]
+            # The factor that matters (over the step before, or over the first in a leave-one-out)
+            # is within noise when the two steps' window ranges overlap.
+            compared = first if run["ladder"]["mode"] == "leave-one-out" else previous
+            row["within_spread"] = compared is not None and compared is not row and \
+                row["window_min"] <= compared["window_max"] and compared["window_min"] <= row["window_max"]
             row["ndcg_vs_first"] = row["ndcg_at_budget"] - first["ndcg_at_budget"]
             row["flagged"] = noise is not None and row["ndcg_vs_first"] < -NOISE_SIGMAS * noise
             previous = row
@@ -92,8 +97,8 @@ def _quality(curve: dict[str, Any], seconds_per_update: float, budget_s: float, 
 COLUMNS = ("name", "status", "users_per_s", "window_min", "window_max", "step_p10", "step_p90", "ml20m_epoch_s",
            "step_factor", "total_factor", "first_over_this", "mfu", "peak_rss_bytes", "device_peak_bytes",
            "global_batch", "updates_in_budget", "ndcg_at_budget", "recall20_at_budget", "recall50_at_budget",
-           "ndcg_vs_first", "flagged", "time_to_target_s", "quality_from", "quality_train_s", "quality_eval_s",
-           "notes", "skip")
+           "within_spread", "ndcg_vs_first", "flagged", "time_to_target_s", "quality_from", "quality_train_s",
+           "quality_eval_s", "notes", "skip")
 
 
 def to_csv(derived: dict[str, Any]) -> str:
@@ -118,8 +123,9 @@ def to_markdown(derived: dict[str, Any]) -> str:
         factors = f"{r['first_over_this']:.2f}" if loo else f"{r['step_factor']:.2f} | {r['total_factor']:.2f}"
         flag = " ⚠" if r["flagged"] else ""
         ttt = f"{r['time_to_target_s']:.0f} s" if r["time_to_target_s"] is not None else "not reached"
-        notes = "; ".join(r["notes"] + ([f"quality curve of '{r['quality_from']}' (same computation)"]
-                                        if r["quality_from"] else []))
+        spread = ["speed within the timing windows' spread"] if r["within_spread"] else []
+        shared = [f"quality curve of '{r['quality_from']}' (same computation)"] if r["quality_from"] else []
+        notes = "; ".join(r["notes"] + spread + shared)
         rss = f"{r['peak_rss_bytes'] / 2**30:.1f} GiB" if r["peak_rss_bytes"] else "-"
         if r["device_peak_bytes"]:
             rss += f", GPU {r['device_peak_bytes'] / 2**30:.1f} GiB"

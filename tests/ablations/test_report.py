@@ -126,3 +126,17 @@ def test_leave_one_out_reports_what_each_switch_was_worth_from_the_fastest(tmp_p
     assert r["larger batch"]["first_over_this"] == pytest.approx(0.25)
     header = report.to_markdown(derived).splitlines()[0]
     assert "fastest / this" in header and "step x" not in header and "vs fastest" in header
+
+
+def test_a_factor_inside_the_windows_spread_is_said_to_be(tmp_path) -> None:
+    write_run(tmp_path)
+    r = rows(tmp_path)
+    assert not r["sparse input"]["within_spread"] and not r["baseline"]["within_spread"]  # 190-210 vs 95-105
+    speed = json.loads((tmp_path / "speed.json").read_text())
+    sparse = speed["windows"][STEPS[1].speed_key]
+    for r_, m in zip(sparse, (96.0, 104.0, 110.0)):  # now overlapping the baseline's 95-105
+        sparse[r_]["users_per_s_median"] = m
+    write_json(tmp_path / "speed.json", speed)
+    assert rows(tmp_path)["sparse input"]["within_spread"]
+    table = report.to_markdown(report.derive(report.load_run(tmp_path)))
+    assert "within the timing windows' spread" in table.split("| sparse input |")[1].splitlines()[0]
