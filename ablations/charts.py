@@ -49,7 +49,7 @@ def _subtitle(derived: dict[str, Any]) -> str:
     flags = ", ".join(m.get("cpu_flags", [])) or "none of AVX-512/AMX"
     data = run["data"]
     shape = " (ML-20M's catalogue)" if derived["speed_items"] == ML20M_ITEMS else ""
-    return (f"speed at {derived['speed_items']:,} items{shape}; quality on {run['budget']['quality_dataset']} "
+    return (f"speed at {derived['speed_items']:,} items{shape}\nquality on {run['budget']['quality_dataset']} "
             f"({data['train_users']:,} training users x {data['items']:,} items)\n{device} [{flags}], "
             f"commit {str(m['git_sha'])[:12]}")
 
@@ -65,7 +65,7 @@ def _ladder(derived: dict[str, Any]) -> plt.Figure:
     talk = ([("baseline", 1.0, None)] + [(s["name"], s["cumulative_speedup"], s["step_speedup"])
                                          for s in reference["steps"]]) if reference else []
     n = len(rows) + (len(talk) + 1 if talk else 0)
-    fig, (speed, quality) = plt.subplots(2, 1, figsize=(max(8.0, 1.25 * n), 9.5), height_ratios=[2.0, 1.2],
+    fig, (speed, quality) = plt.subplots(2, 1, figsize=(max(10.0, 1.25 * n), 9.5), height_ratios=[2.0, 1.2],
                                          sharex=True, constrained_layout=True)
     done = [r for r in rows if r["status"] == "done"]
     values = [r["total_factor"] for r in done] + [v for _, v, _ in talk]
