@@ -50,7 +50,7 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 CALIBRATIONS = "calibration"
-"""Calibration records live in RESULTS/calibration/, one per quality data set, shared by all runs."""
+"""Calibration records live in RESULTS/calibration/ (``calibration_file``)."""
 
 
 def run_id(ladder: str, budget: str) -> str:
@@ -82,8 +82,8 @@ def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None
     run = _start_run(run_dir, ladder, budget, split, hardware, probe)
     log(f"ladder {ladder.name} ({budget.name} budget): quality on {budget.quality_dataset}, speed at "
         f"{budget.speed_items:,} items, on {hardware.describe()} -> {run_dir}")
-    calibrations = results / CALIBRATIONS
-    calibration = _calibration(split, data_dir, budget, calibrations, log)
+    calibration_path = calibration_file(results, budget)
+    calibration = _calibration(split, data_dir, budget, calibration_path, log)
     if ladder.mode == "leave-one-out":
         from ablations.search import search
 
@@ -97,7 +97,7 @@ def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None
     target, budget_s = budget_and_target(calibration["summary"], budget.target_fraction, budget.time_factor,
                                          spu[reference.speed_key])
     run.update(steps=[_describe(s) for s in steps], target_ndcg=target, budget_s=budget_s,
-               calibration=_relative(calibrations / f"{folder_name(budget.quality_dataset)}.json", run_dir),
+               calibration=_relative(calibration_path, run_dir),
                reference_speed_key=reference.speed_key)
     write_json(run_dir / "run.json", run)
     _train_for_quality(steps, spu, budget_s, budget, data_dir, run_dir, log)
@@ -141,8 +141,12 @@ def _start_run(run_dir: Path, ladder: Ladder, budget: Budget, split: Split, hard
     return run
 
 
-def _calibration(split: Split, data_dir: Path, budget: Budget, calibrations: Path, log: Log) -> dict[str, Any]:
-    path = calibrations / f"{folder_name(budget.quality_dataset)}.json"
+def calibration_file(results: Path, budget: Budget) -> Path:
+    """Where the calibration of a budget's quality data is kept: one per data set, shared by all runs."""
+    return results / CALIBRATIONS / f"{folder_name(budget.quality_dataset)}.json"
+
+
+def _calibration(split: Split, data_dir: Path, budget: Budget, path: Path, log: Log) -> dict[str, Any]:
     if path.is_file():
         record: dict[str, Any] = read_json(path)
         if record["cache_key"] == split.stats["cache_key"] and len(record["seeds"]) >= budget.calibration_seeds \
@@ -205,9 +209,9 @@ def calibrate_only(budget_name: str, dataset: str | None = None, source: Path | 
                    results: Path = Path("results"), data_cache: Path = Path(".cache/data"), log: Log = say) -> Path:
     """Make (or finish) the calibration of a budget's quality data; returns its record's path."""
     budget, split, data_dir = _budget_data(budget_name, dataset, source, data_cache)
-    calibrations = results / CALIBRATIONS
-    _calibration(split, data_dir, budget, calibrations, log)
-    return calibrations / f"{folder_name(budget.quality_dataset)}.json"
+    path = calibration_file(results, budget)
+    _calibration(split, data_dir, budget, path, log)
+    return path
 
 
 def _budget_data(budget_name: str, dataset: str | None, source: Path | None,
