@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     except VaecfError as e:
         print(f"ablations: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # --out or --results where a folder cannot be made or written
+        print(f"ablations: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("ablations: interrupted; finished measurements are kept and the same command resumes",
               file=sys.stderr)

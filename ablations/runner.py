@@ -66,7 +66,12 @@ def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None
     ``dataset`` replaces the budget's quality data (``source``: a local copy of it).
     """
     ladder = Ladder.load(ladder_name)
-    budget, split, data_dir = _budget_data(budget_name, dataset, source, data_cache)
+    budget = _budget(budget_name, dataset)
+    run_dir = out or results / machine_name() / run_id(ladder.name, budget.name)
+    if dataset:
+        run_dir = out or run_dir.with_name(f"{run_dir.name}-{folder_name(dataset)}")
+    run_dir.mkdir(parents=True, exist_ok=True)  # a bad --out fails here, before any work
+    split, data_dir = _prepare(budget, source, data_cache)
     probe = _probe()
     hardware = hardware or Hardware(gpus=probe["gpu_count"], cores=os.cpu_count() or 1,
                                     horovod=probe["versions"]["horovod"] is not None)
@@ -74,10 +79,6 @@ def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None
         raise VaecfError(f"ladder {ladder.name!r} is a GPU check and TensorFlow sees no GPU here "
                          f"({probe['versions']['tensorflow']}, CUDA {probe['cuda']}); "
                          "install a GPU build of TensorFlow, or run another ladder")
-    run_dir = out or results / machine_name() / run_id(ladder.name, budget.name)
-    if dataset:
-        run_dir = out or run_dir.with_name(f"{run_dir.name}-{folder_name(dataset)}")
-    run_dir.mkdir(parents=True, exist_ok=True)
     train_users = split.train.shape[0]
     run = _start_run(run_dir, ladder, budget, split, hardware, probe)
     log(f"ladder {ladder.name} ({budget.name} budget): quality on {budget.quality_dataset}, speed at "
@@ -208,18 +209,21 @@ def _relative(path: Path, start: Path) -> str:
 def calibrate_only(budget_name: str, dataset: str | None = None, source: Path | None = None,
                    results: Path = Path("results"), data_cache: Path = Path(".cache/data"), log: Log = say) -> Path:
     """Make (or finish) the calibration of a budget's quality data; returns its record's path."""
-    budget, split, data_dir = _budget_data(budget_name, dataset, source, data_cache)
+    budget = _budget(budget_name, dataset)
+    split, data_dir = _prepare(budget, source, data_cache)
     path = calibration_file(results, budget)
     _calibration(split, data_dir, budget, path, log)
     return path
 
 
-def _budget_data(budget_name: str, dataset: str | None, source: Path | None,
-                 data_cache: Path) -> tuple[Budget, Split, Path]:
-    """The budget (with its quality data replaced by ``dataset`` when given) and that data, prepared."""
+def _budget(budget_name: str, dataset: str | None) -> Budget:
+    """The budget, with its quality data replaced by ``dataset`` when given."""
     budget = BUDGETS[budget_name]
-    if dataset:
-        budget = dataclasses.replace(budget, quality_dataset=dataset)
+    return dataclasses.replace(budget, quality_dataset=dataset) if dataset else budget
+
+
+def _prepare(budget: Budget, source: Path | None, data_cache: Path) -> tuple[Split, Path]:
+    """The budget's quality data, prepared (or found prepared) under ``data_cache``."""
     data_dir = data_cache / folder_name(budget.quality_dataset)
-    split = prepare(budget.quality_dataset, data_dir, source=source, protocol=default_protocol(budget.quality_dataset))
-    return budget, split, data_dir
+    return prepare(budget.quality_dataset, data_dir, source=source,
+                   protocol=default_protocol(budget.quality_dataset)), data_dir

@@ -86,3 +86,16 @@ def test_bad_ladder_files_are_named_with_the_field(tmp_path, text: str, message:
 def test_unknown_ladder_lists_the_known_ones() -> None:
     with pytest.raises(LadderError, match="attribution"):
         Ladder.load("no-such-ladder")
+
+
+def test_the_command_line_answers_bad_input_in_one_line(tmp_path, capsys) -> None:
+    from ablations.__main__ import main
+
+    (tmp_path / "file").write_text("")
+    assert main(["run", "--ladder", "no-such-ladder"]) == 2
+    assert main(["plot", str(tmp_path)]) == 2
+    assert main(["run", "--ladder", "attribution", "--budget", "smoke", "--out", str(tmp_path / "file" / "run"),
+                 "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("ablations: error:") for line in err)
+    assert "no-such-ladder" in err[0] and "not a ladder run folder" in err[1] and "file" in err[2]
