@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import nox
@@ -36,11 +37,23 @@ def tests(session: nox.Session) -> None:
 
 
 def horovod_build_env() -> dict[str, str]:
-    """Gloo always; NCCL for GPU tensors where CUDA is installed (nvcc found), so GPUs all-reduce on the GPUs."""
+    """Gloo always; NCCL for GPU tensors where there is a GPU to build for, so GPUs all-reduce on the GPUs.
+
+    A GPU means nvidia-smi lists one and nvcc is here: a CUDA compiler alone (CI machines have one)
+    lacks the runtime libraries, and Horovod's CMake then fails to find the CUDA toolkit.
+    """
     env = dict(HOROVOD_BUILD_ENV)
-    if shutil.which("nvcc") or os.environ.get("CUDA_HOME"):
+    if shutil.which("nvcc") and _gpus_listed():
         env["HOROVOD_GPU_OPERATIONS"] = "NCCL"
     return env
+
+
+def _gpus_listed() -> bool:
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0 and "GPU" in out.stdout
 
 
 @nox.session(python=PYTHON)
