@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from vaecf import children
+from ablations.jobs import run_job
 from vaecf.config import ModelConfig, TrainConfig
 from vaecf.data.split import Split
 from vaecf.errors import VaecfError
@@ -38,18 +38,8 @@ BASE_SEED = TrainConfig().seed
 
 def train_curve(data: Path, train: TrainConfig, updates: int, every: int, work: Path, log: Path) -> dict[str, Any]:
     """Train ``train`` for ``updates`` on the split in ``data`` in a child (or a world); its curve."""
-    job, out = work.with_suffix(".job.json"), work.with_suffix(".out.json")
-    out.unlink(missing_ok=True)
-    write_json(job, {"data": str(data), "train": dataclasses.asdict(train), "updates": updates, "every": every})
-    code = children.run_workers([sys.executable, "-m", "ablations.quality", str(job), str(out)],
-                                train.workers, train.engine, log)
-    if code != 0 or not out.is_file():
-        raise VaecfError(f"training for quality failed (exit {code}); its log: {log}; "
-                         "finished steps are kept and a rerun resumes")
-    result: dict[str, Any] = read_json(out)
-    out.unlink()
-    job.unlink()
-    return result
+    job = {"data": str(data), "train": dataclasses.asdict(train), "updates": updates, "every": every}
+    return run_job("ablations.quality", job, work, train.workers, train.engine, log, "training for quality")
 
 
 def child_main(job_path: Path, out_path: Path) -> None:

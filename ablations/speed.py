@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ablations.jobs import run_job
 from ablations.ladder import Budget, Step
-from vaecf import children
 from vaecf.config import ModelConfig, TrainConfig
 from vaecf.errors import VaecfError
 from vaecf.io import atomic_write, read_json, write_json
@@ -113,20 +113,12 @@ def _missing(record: dict[str, Any], key: str, r: int) -> bool:
 def _child(run_dir: Path, r: int, steps: list[Step], shapes: list[tuple[int, str]], data: Path,
            budget: Budget) -> dict[str, Any]:
     """One child process (or one data-parallel world) timing ``steps`` in window ``r``."""
-    job, out, log = run_dir / "speed-job.json", run_dir / "speed-out.json", run_dir / "speed.log"
-    out.unlink(missing_ok=True)
-    write_json(job, {"window": r, "data": str(data), "warmup": budget.warmup_steps, "steps": budget.window_steps,
-                     "ceilings": shapes, "configs": {s.speed_key: dataclasses.asdict(s.train) for s in steps}})
+    job = {"window": r, "data": str(data), "warmup": budget.warmup_steps, "steps": budget.window_steps,
+           "ceilings": shapes, "configs": {s.speed_key: dataclasses.asdict(s.train) for s in steps}}
     train = steps[0].train if steps else TrainConfig()
-    code = children.run_workers([sys.executable, "-m", "ablations.speed", str(job), str(out)],
-                                train.workers if len(steps) == 1 else 1, train.engine, log)
-    if code != 0 or not out.is_file():
-        raise VaecfError(f"timing window {r + 1} of {', '.join(s.name for s in steps) or 'the ceilings'} failed "
-                         f"(exit {code}); its log: {log}; finished windows are kept and a rerun resumes")
-    result: dict[str, Any] = read_json(out)
-    out.unlink()
-    job.unlink()
-    return result
+    what = f"timing window {r + 1} of {', '.join(s.name for s in steps) or 'the ceilings'}"
+    return run_job("ablations.speed", job, run_dir / "speed", train.workers if len(steps) == 1 else 1, train.engine,
+                   run_dir / "speed.log", what)
 
 
 def summarise(record: dict[str, Any], step: Step) -> dict[str, Any]:
