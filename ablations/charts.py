@@ -55,7 +55,7 @@ def _subtitle(derived: dict[str, Any]) -> str:
 
 
 def _label(row: dict[str, Any], width: int = 16) -> str:
-    notes = [n for n in row["notes"]] + ([f"skipped: {row['skip']}"] if row["skip"] else [])
+    notes = list(row["notes"]) + ([f"skipped: {row['skip']}"] if row["skip"] else [])
     return _wrap(row["name"], width) + ("\n" + "\n".join(_wrap(n, width + 4) for n in notes) if notes else "")
 
 

@@ -200,14 +200,19 @@ def resolve(ladder: Ladder, hardware: Hardware, budget: Budget, train_users: int
     current = baseline
     for index, spec in enumerate(specs):
         train, notes = cap_batch(current.with_overrides(**spec.get("set", {})), budget, train_users)
-        if spec.get("recipe") == "large-batch":  # the baseline's schedule, rescaled to this batch
-            scaled = baseline.rescaled(train.global_batch)
-            train = train.with_overrides(lr=scaled.lr, total_anneal_steps=scaled.total_anneal_steps)
+        if spec.get("recipe") == "large-batch":
+            train = large_batch_recipe(train, baseline)
         step = fit_to(Step(index, spec["name"], spec.get("change", ""), train, notes), hardware, spec.get("cpu"))
         resolved.append(step)
         if step.skip is None:
             current = step.train
     return resolved
+
+
+def large_batch_recipe(train: TrainConfig, baseline: TrainConfig) -> TrainConfig:
+    """``train`` with the baseline's learning rate and KL schedule rescaled to its global batch."""
+    scaled = baseline.rescaled(train.global_batch)
+    return train.with_overrides(lr=scaled.lr, total_anneal_steps=scaled.total_anneal_steps)
 
 
 def cap_batch(train: TrainConfig, budget: Budget, train_users: int) -> tuple[TrainConfig, tuple[str, ...]]:

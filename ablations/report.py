@@ -123,9 +123,11 @@ def to_markdown(derived: dict[str, Any]) -> str:
         factors = f"{r['first_over_this']:.2f}" if loo else f"{r['step_factor']:.2f} | {r['total_factor']:.2f}"
         flag = " ⚠" if r["flagged"] else ""
         ttt = f"{r['time_to_target_s']:.0f} s" if r["time_to_target_s"] is not None else "not reached"
-        spread = ["speed within the timing windows' spread"] if r["within_spread"] else []
+        caveats = ["speed within the timing windows' spread"] if r["within_spread"] else []
+        if r["curve_ends_early"]:
+            caveats.append("quality curve ends at the calibration's length, before T")
         shared = [f"quality curve of '{r['quality_from']}' (same computation)"] if r["quality_from"] else []
-        notes = "; ".join(r["notes"] + spread + shared)
+        notes = "; ".join(r["notes"] + caveats + shared)
         rss = f"{r['peak_rss_bytes'] / 2**30:.1f} GiB" if r["peak_rss_bytes"] else "-"
         if r["device_peak_bytes"]:
             rss += f", GPU {r['device_peak_bytes'] / 2**30:.1f} GiB"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ablations import speed
-from ablations.ladder import SWITCH_NAMES, Budget, Hardware, Ladder, Step, cap_batch, fit_to
+from ablations.ladder import SWITCH_NAMES, Budget, Hardware, Ladder, Step, cap_batch, fit_to, large_batch_recipe
 from vaecf.config import TrainConfig
 
 
@@ -41,8 +41,7 @@ def configuration(ladder: Ladder, on: frozenset[str], flips: dict[str, tuple[Any
     train = base.with_overrides(**{k: v[1] for k, v in flips.items() if k in on}, batch_scope="global")
     train, _ = cap_batch(train, budget, train_users)
     if train.global_batch != base.global_batch:  # the larger batch always with its recipe
-        scaled = base.rescaled(train.global_batch)
-        train = train.with_overrides(lr=scaled.lr, total_anneal_steps=scaled.total_anneal_steps)
+        train = large_batch_recipe(train, base)
     return fit_to(Step(0, "", "", train), hardware, ladder.cpu).train
 
 

@@ -140,3 +140,15 @@ def test_a_factor_inside_the_windows_spread_is_said_to_be(tmp_path) -> None:
     assert rows(tmp_path)["sparse input"]["within_spread"]
     table = report.to_markdown(report.derive(report.load_run(tmp_path)))
     assert "within the timing windows' spread" in table.split("| sparse input |")[1].splitlines()[0]
+
+
+def test_a_curve_that_stops_at_the_calibrations_length_before_t_says_so(tmp_path) -> None:
+    write_run(tmp_path, budget_s=30.0)
+    path = tmp_path / "quality" / "02-larger-batch.json"
+    record = json.loads(path.read_text())
+    assert not rows(tmp_path)["larger batch"]["curve_ends_early"]
+    record["horizon_updates"] = 20  # its last validation, at 20 s of the 30 s budget
+    write_json(path, record)
+    assert rows(tmp_path)["larger batch"]["curve_ends_early"]
+    table = report.to_markdown(report.derive(report.load_run(tmp_path)))
+    assert "ends at the calibration's length" in table.split("| larger batch |")[1].splitlines()[0]
