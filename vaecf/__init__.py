@@ -9,10 +9,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from vaecf import tfenv
+
+tfenv.configure()  # before any submodule can load TensorFlow
+
 # Bound here, before anything else can import the submodule of the same name: importing
 # vaecf.recommend first would make ``vaecf.recommend`` that module, not the function.
-from vaecf.recommend import Recommendation as Recommendation
-from vaecf.recommend import recommend as recommend
+from vaecf.recommend import Recommendation as Recommendation  # noqa: E402 (after configure)
+from vaecf.recommend import recommend as recommend  # noqa: E402
 
 _HOME = {
     "prepare": "vaecf.data.prepare", "Split": "vaecf.data.split",

@@ -26,6 +26,7 @@ import tensorflow as tf
 from vaecf.flops import forward_gemm_flops, output_gemm_flops
 from vaecf.model import compute_dtype
 from vaecf.provenance import cpu_flags, cpu_model, git_sha, package_version
+from vaecf.tfenv import cpu_allocator
 
 GemmFlavour = Literal["step", "forward"]
 """``step``: the training step's three output GEMMs; ``forward``: scoring's one."""
@@ -132,6 +133,7 @@ def machine_info() -> dict[str, Any]:
         "cuda": build.get("cuda_version"),
         "cudnn": build.get("cudnn_version"),
         "python": platform.python_version(),
+        "tf_cpu_allocator": cpu_allocator(),
         "versions": {"tensorflow": tf.__version__,
                      **{name: package_version(name) for name in ("numpy", "scipy", "pandas", "horovod")}},
         "git_sha": git_sha(),

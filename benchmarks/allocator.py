@@ -1,0 +1,95 @@
+"""TensorFlow's CPU allocator, malloc against its BFC pool, side by side (issue #11; ``vaecf/tfenv.py``).
+
+    python -m benchmarks.allocator [--rounds N] [--batch-sizes 500,4096] [--out FILE]
+
+Each round runs ``vaecf bench`` (sparse input, both precisions) once per allocator in fresh
+child processes, in alternating order; the record keeps every child's rows and, per precision
+and batch size, the median over rounds of each allocator's users/s, its p10 / median (the
+steadiness of steps) and the median of the per-round ratios. Strict JSON; nothing runs on
+import (asv imports every module in ``benchmarks/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vaecf.io import read_json, write_json
+from vaecf.provenance import machine_name
+from vaecf.tfenv import ALLOCATOR_ENV
+
+REPO = Path(__file__).resolve().parent.parent
+ALLOCATORS = {"malloc": "false", "bfc": "true"}
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+def run_bench(allocator: str, precision: str, batch_sizes: str, steps: int, out: Path) -> dict[str, Any]:
+    """One ``vaecf bench`` child under ``allocator``; its record."""
+    env = {**os.environ, ALLOCATOR_ENV: ALLOCATORS[allocator], "PYTHONPATH": str(REPO)}
+    subprocess.run([sys.executable, "-m", "vaecf", "bench", "--inputs", "sparse", "--batch-sizes", batch_sizes,
+                    "--precision", precision, "--steps", str(steps), "--out", str(out)],
+                   cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+    return read_json(out)
+
+
+def summarise(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per precision and batch size: each allocator's median users/s and p10/median, and bfc/malloc."""
+    def runs(precision: str, batch: int, allocator: str) -> list[dict[str, float]]:
+        return [next(r["users_per_s"] for r in rnd[precision][allocator]["rows"] if r["batch_size"] == batch)
+                for rnd in rounds]
+
+    rows = []
+    for precision in PRECISIONS:
+        batches = sorted({r["batch_size"] for rnd in rounds for r in rnd[precision]["malloc"]["rows"]})
+        for batch in batches:
+            row: dict[str, Any] = {"precision": precision, "batch_size": batch}
+            for allocator in ALLOCATORS:
+                u = runs(precision, batch, allocator)
+                row[allocator] = {"users_per_s": float(np.median([x["median"] for x in u])),
+                                  "p10_over_median": float(np.median([x["p10"] / x["median"] for x in u]))}
+            row["bfc_over_malloc"] = float(np.median([b["median"] / m["median"]
+                                                      for b, m in zip(runs(precision, batch, "bfc"),
+                                                                      runs(precision, batch, "malloc"))]))
+            rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--batch-sizes", default="500,4096")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=REPO / "results" / machine_name() / "bench-allocator.json")
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.steps < 1:
+        parser.error(f"--rounds {args.rounds} / --steps {args.steps}: each must be >= 1")
+    rounds: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in range(args.rounds):
+            order = list(ALLOCATORS) if k % 2 == 0 else list(reversed(ALLOCATORS))
+            rnd: dict[str, Any] = {p: {} for p in PRECISIONS}
+            for precision in PRECISIONS:
+                for allocator in order:
+                    out = Path(tmp) / f"{k}-{precision}-{allocator}.json"
+                    rnd[precision][allocator] = run_bench(allocator, precision, args.batch_sizes, args.steps, out)
+            rounds.append(rnd)
+    record = {"argv": sys.argv, "machine": rounds[0][PRECISIONS[0]]["malloc"]["machine"],
+              "summary": summarise(rounds), "rounds": rounds}
+    write_json(args.out, record)
+    for row in record["summary"]:
+        print(f"{row['precision']:>15} batch {row['batch_size']:>5}: malloc {row['malloc']['users_per_s']:.0f} "
+              f"(p10 {row['malloc']['p10_over_median']:.2f} of median), bfc {row['bfc']['users_per_s']:.0f} "
+              f"(p10 {row['bfc']['p10_over_median']:.2f}): x{row['bfc_over_malloc']:.2f}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""Process-wide TensorFlow settings that must be in place before TensorFlow allocates memory.
+
+``import vaecf`` applies them (``configure``), so every entry point (the CLI, the ablation
+runner's children, asv, tests, a user's script) trains under the same settings; a user's own
+value of each variable wins.
+
+The allocator: TensorFlow's default CPU allocator hands large requests to ``malloc``, which
+maps fresh pages for every tensor above 32 MiB and unmaps them when it is freed. The step's
+users x items tensors (330 MB at batch 4,096 and 20,108 items) are then page-faulted in anew
+on every step: measured at HEAD~ on the 2-core EPYC (results/cpu2-epyc-avx2/bench-allocator.json,
+``python -m benchmarks.allocator``), this was about half of every elementwise pass over them
+(softmax 290 -> 112 ms) and the main source of uneven steps. TensorFlow's own best-fit pool
+(BFC) keeps the pages once touched.
+"""
+
+from __future__ import annotations
+
+import os
+
+ALLOCATOR_ENV = "TF_CPU_ALLOCATOR_USE_BFC"
+
+
+def configure() -> None:
+    """Set the defaults (read by TensorFlow when it creates its CPU allocator, i.e. at its first op)."""
+    os.environ.setdefault(ALLOCATOR_ENV, "true")
+
+
+def cpu_allocator() -> str:
+    """The CPU allocator this process's TensorFlow uses, as configured: ``bfc`` or ``malloc``."""
+    return "bfc" if os.environ.get(ALLOCATOR_ENV, "").lower() in ("1", "true") else "malloc"
