@@ -124,6 +124,27 @@ def quality_synthetic(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def precision(session: nox.Session) -> None:
+    """bfloat16 against float32: Mult-VAE's validation NDCG@100 at equal seeds (docs/quality.md; ~35 min).
+
+    ML-100K (5 seeds, as the quality table) and the quick ladder's synthetic data (3 seeds, 30
+    epochs: its calibration converges within ~25).
+    """
+    session.install("-e", ".")
+    source = Path(os.environ.get("VAECF_DATA_DIR", "../shared/data")) / "ml-100k" / "u.data"
+    ml100k, synthetic = ".cache/data/ml-100k-h100", ".cache/data/synthetic_small_items-2000_mean_items-40"
+    session.run("python", "-m", "vaecf", "data", "prepare", "ml-100k", "--heldout-users", "100", "--out", ml100k,
+                *(["--source", str(source)] if source.is_file() else []))
+    session.run("python", "-m", "vaecf", "data", "prepare", "synthetic:small,items=2000,mean_items=40",
+                "--out", synthetic)
+    both = ("--models", "vae", "--precisions", "float32,mixed_bfloat16")
+    session.run("python", "-m", "vaecf", "compare", "--data", ml100k, *both, "--seeds", "5", "--batch-size", "100",
+                "--out", "results/quality/precision-ml-100k.json", *session.posargs)
+    session.run("python", "-m", "vaecf", "compare", "--data", synthetic, *both, "--seeds", "3", "--epochs", "30",
+                "--out", "results/quality/precision-synthetic-small.json", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy on vaecf (settings in pyproject.toml)."""
     session.install("-e", ".[typecheck]")

@@ -216,6 +216,9 @@ def _add_compare(sub: Any) -> None:
     p.add_argument("--models", type=_split, help="comma-separated, from {models} (default: {default_models})")
     p.add_argument("--seeds", type=_at_least(1), default=5,
                    help="seeds per neural model, counting up from --seed")
+    p.add_argument("--precisions", type=_choice_list(get_args(Precision)), metavar="P,P,...",
+                   help="train the neural models once per precision, at the same seeds, and compare their "
+                   "validation NDCG@100 (default: --precision alone)")
     p.add_argument("--out", type=Path, required=True, help="JSON record; a .md table is written beside it")
     _add_train_options(p)
 
@@ -481,7 +484,8 @@ def _cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
 
     base = run_config(args, model="vae")
     try:
-        record = compare(args.data, args.models or DEFAULT_MODELS, args.seeds, base, _out_file(args.out))
+        record = compare(args.data, args.models or DEFAULT_MODELS, args.seeds, base, _out_file(args.out),
+                         args.precisions or ())
     except ConfigError as e:
         if e.field != "models":
             raise

@@ -10,6 +10,7 @@ and seed, so an interrupted comparison resumes where it stopped.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from vaecf.baselines import Popularity, select_ease
-from vaecf.config import ModelConfig, ModelKind, RunConfig
+from vaecf.config import ModelConfig, ModelKind, Precision, RunConfig
 from vaecf.data.split import Split
 from vaecf.errors import ConfigError
 from vaecf.io import atomic_write, read_json, write_json
@@ -31,38 +32,68 @@ MODELS = (*NEURAL, *BASELINES)
 DEFAULT_MODELS = ("vae", "ease", "popularity")
 
 
-def compare(data: Path, models: Sequence[str], seeds: int, base: RunConfig, out: Path) -> dict[str, Any]:
+def compare(data: Path, models: Sequence[str], seeds: int, base: RunConfig, out: Path,
+            precisions: Sequence[Precision] = ()) -> dict[str, Any]:
     """Train and test each of ``models`` on the split in ``data``; the record, also written to ``out``.
 
     Neural models train ``seeds`` times, with seeds counting up from ``base.train.seed``, with
-    ``base``'s training settings and the paper's architecture of each kind. A record already at
-    ``out`` is resumed: finished runs are kept, missing ones are added.
+    ``base``'s training settings and the paper's architecture of each kind; with several
+    ``precisions``, once per precision at the same seeds (results ``"vae mixed_bfloat16"``...).
+    A record already at ``out`` is resumed: finished runs are kept, missing ones are added; one
+    made with other settings is refused.
     """
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise ConfigError("models", unknown, "from " + ", ".join(MODELS))
     if seeds < 1:
         raise ConfigError("seeds", seeds, ">= 1")
+    precisions = tuple(precisions) or (base.train.precision,)
     split = Split.load(data)
     record = read_json(out) if out.is_file() else {"data": split.stats, "results": {}}
+    if record["data"]["cache_key"] != split.stats["cache_key"]:
+        raise ConfigError("out", str(out), f"a record of the split in {data} (it holds another split's)")
     for model in models:
-        done = record["results"].setdefault(model, {"runs": []})
-        if model in NEURAL:
-            for k in range(len(done["runs"]), seeds):
-                config = _seeded(base, model, base.train.seed + k)
-                done["config"] = dataclasses.asdict(config)
+        if model not in NEURAL:
+            done = record["results"].setdefault(model, {"runs": []})
+            if not done["runs"]:
+                done["runs"].append(_baseline(model, split))
+                _save(out, record)
+            continue
+        for precision in precisions:
+            name = model if len(precisions) == 1 else f"{model} {precision}"
+            done = record["results"].setdefault(name, {"runs": []})
+            for k in range(seeds):
+                config = _seeded(base, model, base.train.seed + k, precision)
+                _check_resumable(out, name, done, config)
+                if k < len(done["runs"]):
+                    continue
+                done["config"] = _as_recorded(config)
                 done["runs"].append({"seed": config.train.seed, **_train_and_test(split, config)})
                 _save(out, record)
-        elif not done["runs"]:
-            done["runs"].append(_baseline(model, split))
-            _save(out, record)
     return record
 
 
-def _seeded(base: RunConfig, kind: ModelKind, seed: int) -> RunConfig:
-    """``base`` with the paper's architecture of ``kind`` and another seed."""
+def _check_resumable(out: Path, name: str, done: dict[str, Any], config: RunConfig) -> None:
+    """Refuse to add runs of ``config`` to recorded runs of other settings (the seed aside)."""
+    if "config" not in done:
+        return
+    ours, theirs = _as_recorded(config), done["config"]
+    differ = sorted(f"{part}.{k}" for part in ("model", "train") for k in ours[part]
+                    if k != "seed" and theirs.get(part, {}).get(k) != ours[part][k])
+    if differ:
+        raise ConfigError("out", str(out), "a record of the same settings", rule=f"{out} holds {name!r} runs "
+                          f"with other settings ({', '.join(differ)} differ); use a new --out")
+
+
+def _as_recorded(config: RunConfig) -> dict[str, Any]:
+    """``config`` as its JSON record reads back (tuples become lists), so the two compare equal."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def _seeded(base: RunConfig, kind: ModelKind, seed: int, precision: Precision) -> RunConfig:
+    """``base`` with the paper's architecture of ``kind``, another seed and ``precision``."""
     return RunConfig(model=ModelConfig.for_kind(kind, base.train.batch_size),
-                     train=base.train.with_overrides(seed=seed))
+                     train=base.train.with_overrides(seed=seed, precision=precision))
 
 
 def _train_and_test(split: Split, config: RunConfig) -> dict[str, Any]:
@@ -109,7 +140,39 @@ def markdown_table(record: dict[str, Any]) -> str:
     oracle = record["data"].get("oracle_test")  # synthetic data: ranking by the true probabilities
     if oracle:
         lines.append("| oracle | - | " + " | ".join(f"{oracle[m]:.4f}" for m in METRICS) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + precision_lines(record))
+
+
+def precision_lines(record: dict[str, Any]) -> list[str]:
+    """Validation NDCG@100 of each precision against the first one, beside twice the seed noise.
+
+    Seed noise is the standard deviation over seeds, pooled over the precisions compared. Runs
+    share their seeds, so the difference is also given seed by seed (its mean and spread).
+    """
+    lines: list[str] = []
+    for model in NEURAL:
+        named = [(name.split(" ", 1)[1], res["runs"]) for name, res in record["results"].items()
+                 if name.startswith(model + " ") and res["runs"]]
+        if len(named) < 2:
+            continue
+        first, first_runs = named[0]
+        base = np.array([r["validation"]["ndcg@100"] for r in first_runs])
+        lines += ["", f"{model}: validation NDCG@100 by precision (mean ± sd over seeds; difference to {first} "
+                  "at equal seeds)", "", "| precision | runs | validation ndcg@100 | difference | 2 x seed sd | "
+                  "within seed noise |", "|---|---|---|---|---|---|"]
+        for precision, runs in named:
+            v = np.array([r["validation"]["ndcg@100"] for r in runs])
+            n = min(v.size, base.size)
+            diff = v[:n] - base[:n]
+            sd = float(np.sqrt((v.var(ddof=1) + base.var(ddof=1)) / 2)) if min(v.size, base.size) > 1 else math.nan
+            within = "-" if precision == first or math.isnan(sd) else ("yes" if abs(diff.mean()) <= 2 * sd else "NO")
+            lines.append(f"| {precision} | {v.size} | {v.mean():.4f} ± {_sd(v):.4f} | {diff.mean():+.4f} ± "
+                         f"{_sd(diff):.4f} | {'-' if math.isnan(sd) else f'{2 * sd:.4f}'} | {within} |")
+    return lines
+
+
+def _sd(v: np.ndarray) -> float:
+    return float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
 def _save(out: Path, record: dict[str, Any]) -> None:

@@ -73,12 +73,14 @@ def _output_nll(h: tf.Tensor, w: tf.Tensor, b: tf.Tensor, indices: tf.Tensor, va
 
     def grad(upstream: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, None, None]:
         safe_mass = tf.where(mass > 0, mass, 1.0)  # rows without nonzeros subtract nothing
-        q = tf.tensor_scatter_nd_sub(probs, indices, values / tf.gather(safe_mass, rows))
-        q = tf.cast(q, h.dtype)
-        s = tf.cast(mass * upstream, h.dtype)
+        q32 = tf.tensor_scatter_nd_sub(probs, indices, values / tf.gather(safe_mass, rows))
+        s32 = mass * upstream
+        # The bias gradient before the cast, in float32: a bfloat16 matrix-vector product has no
+        # fast CPU kernel (296 ms against 20 ms at batch 4,096 and 20,108 items, EPYC without AMX).
+        db = tf.cast(tf.linalg.matvec(q32, s32, transpose_a=True), b.dtype)
+        q, s = tf.cast(q32, h.dtype), tf.cast(s32, h.dtype)
         dw = tf.matmul(h * s[:, None], q, transpose_a=True)
         dh = tf.matmul(q, w, transpose_b=True) * s[:, None]
-        db = tf.linalg.matvec(q, s, transpose_a=True)
         return dh, dw, db, None, None
 
     return nll, grad
