@@ -5,8 +5,10 @@
 Each round runs ``vaecf bench`` (sparse input, both precisions) once per allocator in fresh
 child processes, in alternating order; the record keeps every child's rows and, per precision
 and batch size, the median over rounds of each allocator's users/s, its p10 / median (the
-steadiness of steps) and the median of the per-round ratios. Strict JSON; nothing runs on
-import (asv imports every module in ``benchmarks/``).
+steadiness of steps), the seconds of the output layer outside its three GEMMs (``--breakdown``)
+and the median of the per-round ratios; a markdown table of it goes
+beside the record (``.md``). Strict JSON; nothing runs on import (asv imports every module in
+``benchmarks/``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from vaecf.io import read_json, write_json
+from vaecf.io import atomic_write, read_json, write_json
 from vaecf.provenance import machine_name
 from vaecf.tfenv import ALLOCATOR_ENV
 
@@ -34,16 +36,18 @@ def run_bench(allocator: str, precision: str, batch_sizes: str, steps: int, out:
     """One ``vaecf bench`` child under ``allocator``; its record."""
     env = {**os.environ, ALLOCATOR_ENV: ALLOCATORS[allocator], "PYTHONPATH": str(REPO)}
     subprocess.run([sys.executable, "-m", "vaecf", "bench", "--inputs", "sparse", "--batch-sizes", batch_sizes,
-                    "--precision", precision, "--steps", str(steps), "--out", str(out)],
+                    "--precision", precision, "--steps", str(steps), "--breakdown", "--out", str(out)],
                    cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
     return read_json(out)
 
 
 def summarise(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per precision and batch size: each allocator's median users/s and p10/median, and bfc/malloc."""
+    """Per precision and batch size: each allocator's medians over rounds, and bfc/malloc."""
+    def measured(precision: str, batch: int, allocator: str) -> list[dict[str, Any]]:
+        return [next(r for r in rnd[precision][allocator]["rows"] if r["batch_size"] == batch) for rnd in rounds]
+
     def runs(precision: str, batch: int, allocator: str) -> list[dict[str, float]]:
-        return [next(r["users_per_s"] for r in rnd[precision][allocator]["rows"] if r["batch_size"] == batch)
-                for rnd in rounds]
+        return [r["users_per_s"] for r in measured(precision, batch, allocator)]
 
     rows = []
     for precision in PRECISIONS:
@@ -52,13 +56,30 @@ def summarise(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row: dict[str, Any] = {"precision": precision, "batch_size": batch}
             for allocator in ALLOCATORS:
                 u = runs(precision, batch, allocator)
+                parts = [r["breakdown_s"] for r in measured(precision, batch, allocator)]
                 row[allocator] = {"users_per_s": float(np.median([x["median"] for x in u])),
-                                  "p10_over_median": float(np.median([x["p10"] / x["median"] for x in u]))}
+                                  "p10_over_median": float(np.median([x["p10"] / x["median"] for x in u])),
+                                  "output_outside_gemms_s": float(np.median([b["output"] - b["output_gemms"]
+                                                                             for b in parts]))}
             row["bfc_over_malloc"] = float(np.median([b["median"] / m["median"]
                                                       for b, m in zip(runs(precision, batch, "bfc"),
                                                                       runs(precision, batch, "malloc"))]))
             rows.append(row)
     return rows
+
+
+def markdown_table(record: dict[str, Any]) -> str:
+    """The summary as a table: users/s and p10 / median per allocator, and the ratio."""
+    rounds = len(record["rounds"])
+    lines = [f"| precision | batch | malloc: users/s | p10 / median | output layer outside its GEMMs | "
+             f"BFC: users/s | p10 / median | output layer outside its GEMMs | BFC / malloc (median of {rounds} "
+             "rounds) |", "|---|---|---|---|---|---|---|---|---|"]
+    for row in record["summary"]:
+        cells = [f"{a['users_per_s']:,.0f} | {a['p10_over_median']:.2f} | {a['output_outside_gemms_s'] * 1e3:,.0f} ms"
+                 for a in (row["malloc"], row["bfc"])]
+        lines.append(f"| {row['precision']} | {row['batch_size']:,} | {cells[0]} | {cells[1]} | "
+                     f"{row['bfc_over_malloc']:.2f}x |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,11 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     record = {"argv": sys.argv, "machine": rounds[0][PRECISIONS[0]]["malloc"]["machine"],
               "summary": summarise(rounds), "rounds": rounds}
     write_json(args.out, record)
-    for row in record["summary"]:
-        print(f"{row['precision']:>15} batch {row['batch_size']:>5}: malloc {row['malloc']['users_per_s']:.0f} "
-              f"(p10 {row['malloc']['p10_over_median']:.2f} of median), bfc {row['bfc']['users_per_s']:.0f} "
-              f"(p10 {row['bfc']['p10_over_median']:.2f}): x{row['bfc_over_malloc']:.2f}")
-    print(f"wrote {args.out}")
+    table = markdown_table(record)
+    atomic_write(args.out.with_suffix(".md"), lambda tmp: tmp.write_text(table))
+    print(table, end="")
+    print(f"wrote {args.out} and its .md table")
     return 0
 
 

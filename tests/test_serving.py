@@ -35,6 +35,7 @@ def test_the_serving_bench_writes_finite_figures(tmp_path, capsys) -> None:
     e, r, v = serving["evaluation"], serving["recommend"], serving["validation_vs_epoch"]
     assert e["users_per_s"] > 0 and e["scoring_s"] > 0 and e["ranking_s"] > 0 and e["ceiling_users_per_s"] > 0
     assert r["requests"] == 30 and 0 < r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] <= r["max_ms"]
+    assert 0 < r["output_product_p50_ms"] < r["max_ms"]  # a part of every request
     assert 0 < v["validation_share"] < 1
 
 

@@ -10,7 +10,8 @@ the weights' values):
   differ, both are recorded), against the ceiling of the output layer's
   forward GEMM at the evaluation block size (``perf.gemm_rate(..., flavour="forward")``);
 * recommend: latency of ``vaecf.recommend.recommend`` (what ``vaecf recommend`` calls) with a
-  warm model, one request per history, the histories being training rows of the data;
+  warm model, one request per history, the histories being training rows of the data, beside
+  its floor: the output layer's product for one user, timed alone;
 * validation share: one validation against one epoch of training, the epoch's seconds
   estimated from the median step rate of a few steps (a whole epoch is minutes on a CPU).
 """
@@ -46,6 +47,7 @@ def measure_serving(split: Split, requests: int, k: int, warmup: int, steps: int
     trainer = Trainer(split.n_items, RunConfig())
     evaluation = evaluation_speed(trainer, split)
     latency = recommend_latency(Warm(trainer), split, requests, k, seed)
+    latency["output_product_p50_ms"] = output_product_ms(trainer, requests)
     train = TrainConfig(batch_size=min(TrainConfig().batch_size, split.train.shape[0]))  # only full batches are timed
     users_per_s = measure(split, train, warmup, steps)["users_per_s"]
     epoch_s = split.train.shape[0] / users_per_s["median"]
@@ -100,6 +102,26 @@ def recommend_latency(model: Scorer, split: Split, requests: int, k: int, seed: 
     return {"requests": requests, "k": k, "p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99),
             "max_ms": float(max(seconds)) * 1e3, "history_median": float(np.median(lengths)),
             "history_max": int(max(lengths))}
+
+
+def output_product_ms(trainer: Trainer, repeats: int) -> float:
+    """Median milliseconds of one user's output-layer product alone (1 x hidden x items): recommend's floor.
+
+    The product reads every output weight once per request (48 MB in float32 at 20,108 items), so
+    memory bandwidth, not arithmetic, bounds it; the rest of a request is measured against it.
+    """
+    import tensorflow as tf
+
+    w = trainer.model.decoder[-1][0]
+    h = tf.ones([1, w.shape[0]], w.dtype)
+    product = tf.function(lambda: tf.matmul(h, w))
+    product()  # traced and warm
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        product().numpy()
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds)) * 1e3
 
 
 def training_histories(split: Split, n: int, seed: int) -> list[list[int]]:
@@ -162,7 +184,8 @@ def serving_lines(serving: dict[str, Any]) -> list[str]:
         f"forward_gemm_gflops={e['forward_gemm_flops'] / 1e9:.1f} ceiling_users_per_s={e['ceiling_users_per_s']:.0f} "
         f"of_ceiling={e['of_ceiling']:.2f}",
         f"recommend p50_ms={r['p50_ms']:.2f} p90_ms={r['p90_ms']:.2f} p99_ms={r['p99_ms']:.2f} "
-        f"({r['requests']} requests, k={r['k']}, history median {r['history_median']:.0f}, max {r['history_max']})",
+        f"({r['requests']} requests, k={r['k']}, history median {r['history_median']:.0f}, max {r['history_max']}; "
+        f"the output product alone: p50 {r['output_product_p50_ms']:.2f} ms)",
         f"validation_s={v['validation_s']:.1f} epoch_s={v['epoch_s_estimated']:.1f} (estimated from "
         f"{v['timed_steps']} steps at batch {v['batch_size']}) validation_share={v['validation_share']:.2f}",
         "load_average_1min before={before:.1f} after={after:.1f} ({cores} cores)".format(
