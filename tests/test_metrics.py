@@ -73,5 +73,20 @@ def test_evaluate_in_blocks_matches_one_block() -> None:
     assert blocked == pytest.approx(whole)
 
 
+def test_top_k_in_threads_ranks_every_row_as_one_thread_does(monkeypatch) -> None:
+    import vaecf.metrics as metrics
+
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 50, size=(1001, 300)).astype(np.float32)  # many ties
+    one = top_k(scores[:1], 20)  # a single row: never threaded
+    monkeypatch.setattr(metrics.os, "cpu_count", lambda: 3)
+    threaded = top_k(scores, 20)  # 3 slices of ~334 rows
+    monkeypatch.setattr(metrics, "PARALLEL_ROWS", 10**9)
+    assert threaded.shape == (1001, 20) and np.array_equal(threaded, top_k(scores, 20))
+    assert np.array_equal(threaded[:1], one)
+    best = np.sort(scores, axis=1)[:, ::-1][:, :20]
+    assert np.array_equal(np.take_along_axis(scores, threaded, axis=1), best)
+
+
 def test_top_k_orders_best_first() -> None:
     assert top_k(np.array([[0.1, 0.9, 0.5, 0.7]]), 3).tolist() == [[1, 3, 2]]
