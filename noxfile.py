@@ -157,6 +157,15 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", "vaecf", "ablations", "benchmarks", "tests", "noxfile.py")
 
 
+HISTORY_SINCE = "a59ea46"
+"""Oldest commit of main the suites in benchmarks/ can measure. asv runs today's suites on every commit,
+and they import vaecf.config.WARMUP_STEPS, which a59ea46 added: on the 37 commits before it, back to the
+suites' own 654d265, setup_cache fails with an ImportError and asv skips every benchmark."""
+HISTORY_STEPS = 10
+"""Commits the history run measures, spread evenly by asv (--steps); 3 min 22 s each on the 2-core VM."""
+HISTORY_BENCHMARKS = r"TrainThroughput|track_validation_ndcg\('float32'\)"
+"""What docs/asv.md's pictures show: training users/s (input x pipeline), validation NDCG@100 (float32)."""
+
 BENCH_ACTIONS: dict[str, list[list[str]]] = {
     # Every benchmark once on HEAD, in asv's own virtualenv: a smoke test with rough figures.
     "quick": [["asv", "run", "--quick", "--show-stderr", "HEAD^!"]],
@@ -171,14 +180,21 @@ BENCH_ACTIONS: dict[str, list[list[str]]] = {
     # CI: the suite is well-formed and each benchmark runs once in this environment; no results kept.
     "check": [["asv", "check", "--python=same"],
               ["asv", "run", "--python=same", "--quick", "--dry-run", "--show-stderr"]],
+    # users/s and float32 NDCG@100 on HISTORY_STEPS commits spread over main since HISTORY_SINCE, commits
+    # already measured skipped, then the site (about 35 minutes on 2 cores; docs/asv.md, History).
+    "history": [["asv", "run", "--show-stderr", "--skip-existing-commits", "--steps", str(HISTORY_STEPS),
+                 "-b", HISTORY_BENCHMARKS, f"{HISTORY_SINCE}^..main"],
+                ["asv", "publish"]],
+    # docs/img/asv-*.png from the published site (headless Chromium; benchmarks/asv_screenshot.py).
+    "screenshot": [["python", "benchmarks/asv_screenshot.py"]],
 }
 
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """asv regression tracking: nox -s bench -- [quick|run|continuous|compare|publish|check] [asv args].
+    """asv regression tracking: nox -s bench -- [quick|run|continuous|compare|publish|check|history|screenshot] [args].
 
-    Arguments after the action go to asv's last command, e.g. `-- quick -b TrainStep`.
+    Arguments after the action go to its `asv run`, else to its last command, e.g. `-- quick -b TrainStep`.
     """
     action, *extra = session.posargs or ["quick"]
     if action not in BENCH_ACTIONS:
@@ -188,7 +204,9 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[bench]")
     if not (Path.home() / ".asv-machine.json").is_file():
         session.run("asv", "machine", "--yes")  # asv asks about the machine once; take its defaults
-    *first, last = BENCH_ACTIONS[action]
-    for command in first:
-        session.run(*command)
-    session.run(*last, *extra)
+    commands = BENCH_ACTIONS[action]
+    runs = [i for i, command in enumerate(commands) if command[:2] == ["asv", "run"]]
+    # `history -- --steps 30` means the run, not the publish that follows it.
+    target = runs[-1] if runs else len(commands) - 1
+    for i, command in enumerate(commands):
+        session.run(*command, *(extra if i == target else []))
