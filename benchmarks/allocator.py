@@ -43,27 +43,22 @@ def run_bench(allocator: str, precision: str, batch_sizes: str, steps: int, out:
 
 def summarise(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per precision and batch size: each allocator's medians over rounds, and bfc/malloc."""
-    def measured(precision: str, batch: int, allocator: str) -> list[dict[str, Any]]:
-        return [next(r for r in rnd[precision][allocator]["rows"] if r["batch_size"] == batch) for rnd in rounds]
-
-    def runs(precision: str, batch: int, allocator: str) -> list[dict[str, float]]:
-        return [r["users_per_s"] for r in measured(precision, batch, allocator)]
-
     rows = []
     for precision in PRECISIONS:
         batches = sorted({r["batch_size"] for rnd in rounds for r in rnd[precision]["malloc"]["rows"]})
         for batch in batches:
+            # Each allocator's row of this batch size, one per round.
+            measured = {allocator: [next(r for r in rnd[precision][allocator]["rows"] if r["batch_size"] == batch)
+                                    for rnd in rounds] for allocator in ALLOCATORS}
             row: dict[str, Any] = {"precision": precision, "batch_size": batch}
-            for allocator in ALLOCATORS:
-                u = runs(precision, batch, allocator)
-                parts = [r["breakdown_s"] for r in measured(precision, batch, allocator)]
+            for allocator, runs in measured.items():
+                u = [r["users_per_s"] for r in runs]
                 row[allocator] = {"users_per_s": float(np.median([x["median"] for x in u])),
                                   "p10_over_median": float(np.median([x["p10"] / x["median"] for x in u])),
-                                  "output_outside_gemms_s": float(np.median([b["output"] - b["output_gemms"]
-                                                                             for b in parts]))}
-            row["bfc_over_malloc"] = float(np.median([b["median"] / m["median"]
-                                                      for b, m in zip(runs(precision, batch, "bfc"),
-                                                                      runs(precision, batch, "malloc"))]))
+                                  "output_outside_gemms_s": float(np.median(
+                                      [r["breakdown_s"]["output"] - r["breakdown_s"]["output_gemms"] for r in runs]))}
+            row["bfc_over_malloc"] = float(np.median([b["users_per_s"]["median"] / m["users_per_s"]["median"]
+                                                      for b, m in zip(measured["bfc"], measured["malloc"])]))
             rows.append(row)
     return rows
 
@@ -91,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.steps < 1:
         parser.error(f"--rounds {args.rounds} / --steps {args.steps}: each must be >= 1")
+    if not all(b.isdigit() and int(b) >= 1 for b in args.batch_sizes.split(",")):
+        parser.error(f"--batch-sizes {args.batch_sizes!r}: comma-separated integers, each >= 1")
     rounds: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(args.rounds):
@@ -99,7 +96,12 @@ def main(argv: list[str] | None = None) -> int:
             for precision in PRECISIONS:
                 for allocator in order:
                     out = Path(tmp) / f"{k}-{precision}-{allocator}.json"
-                    rnd[precision][allocator] = run_bench(allocator, precision, args.batch_sizes, args.steps, out)
+                    try:
+                        rnd[precision][allocator] = run_bench(allocator, precision, args.batch_sizes, args.steps, out)
+                    except subprocess.CalledProcessError as e:  # the child printed its own error
+                        print(f"benchmarks.allocator: vaecf bench ({precision}, {allocator}) failed with exit "
+                              f"code {e.returncode}; nothing written", file=sys.stderr)
+                        return 1
             rounds.append(rnd)
     record = {"argv": sys.argv, "machine": rounds[0][PRECISIONS[0]]["malloc"]["machine"],
               "summary": summarise(rounds), "rounds": rounds}

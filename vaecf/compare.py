@@ -62,11 +62,9 @@ def compare(data: Path, models: Sequence[str], seeds: int, base: RunConfig, out:
         for precision in precisions:
             name = model if len(precisions) == 1 else f"{model} {precision}"
             done = record["results"].setdefault(name, {"runs": []})
-            for k in range(seeds):
+            _check_resumable(out, name, done, _seeded(base, model, base.train.seed, precision))
+            for k in range(len(done["runs"]), seeds):
                 config = _seeded(base, model, base.train.seed + k, precision)
-                _check_resumable(out, name, done, config)
-                if k < len(done["runs"]):
-                    continue
                 done["config"] = _as_recorded(config)
                 done["runs"].append({"seed": config.train.seed, **_train_and_test(split, config)})
                 _save(out, record)
