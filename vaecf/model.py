@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from vaecf.config import ModelConfig, Precision, TrainConfig
-from vaecf.kernels import output_nll, sparse_matmul
+from vaecf.kernels import logits, output_nll, sparse_matmul
 
 Batch: TypeAlias = tf.Tensor | tf.SparseTensor
 
@@ -78,12 +78,12 @@ class MultVAE(tf.Module):
         """Per-user multinomial NLL of the output layer on ``h``: fused at the nonzeros for sparse ``x``."""
         if isinstance(x, tf.SparseTensor):
             w, b = self.decoder[-1]
-            return output_nll(h, self._cast(w), self._cast(b), x)
+            return output_nll(h, self._cast(w), b, x)
         return multinomial_nll(self._logits(h), x)
 
     def _logits(self, h: tf.Tensor) -> tf.Tensor:
         w, b = self.decoder[-1]
-        return tf.cast(tf.nn.bias_add(tf.matmul(h, self._cast(w)), self._cast(b)), tf.float32)
+        return logits(h, self._cast(w), b)
 
     def hidden(self, x: Batch, training: bool, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Everything before the output layer: its input (compute dtype) and the per-user KL."""
