@@ -29,7 +29,7 @@ from vaecf.config import (
     TrainConfig,
     field_types,
 )
-from vaecf.errors import ConfigError, VaecfError
+from vaecf.errors import ConfigError, VaecfError, exit_code
 from vaecf.io import check_apart
 from vaecf.rundir import RunDir
 
@@ -53,21 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(e.code or 0)
     if args.needs_tensorflow:
         _load_tensorflow(args.verbose)
-    try:
-        return int(args.handler(args, argv) or 0)
-    except VaecfError as e:
-        return _fail(str(e))
-    except OSError as e:  # a folder that is a file, no permission, a full disk: the user's to fix
-        return _fail(f"{e.filename}: {e.strerror}" if e.filename else str(e))
-    except KeyboardInterrupt:
-        print("vaecf: interrupted; finished epochs are kept and the run resumes with the same command",
-              file=sys.stderr)
-        return 130
-
-
-def _fail(message: str) -> int:
-    print(f"vaecf: error: {message}", file=sys.stderr)
-    return 2
+    return exit_code("vaecf", lambda: args.handler(args, argv),
+                     "finished epochs are kept and the run resumes with the same command")
 
 
 # -- TensorFlow's start-up logging ------------------------------------------------------------------
