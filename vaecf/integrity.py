@@ -63,13 +63,19 @@ def read_record(path: Path, fix: str) -> dict[str, Any]:
     """
     if not path.is_file():
         raise DataError(f"{path}: missing; {fix}")
-    try:
-        record = read_json(path)
-    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise DataError(f"{path}: unreadable ({exc}); {fix}") from exc
-    if not isinstance(record, dict):
-        raise DataError(f"{path}: not a JSON object; {fix}")
+    record = read_checked(path, fix)
     if RECORD_KEY in record and record.pop(RECORD_KEY) != digest(record):
         raise DataError(f"{path}: corrupt (its contents differ from the sha256 it was written with); {fix}")
     return record
 
+
+
+def read_checked(path: Path, fix: str, kind: type = dict) -> Any:
+    """The JSON file at ``path``, which must hold a ``kind`` (an object, a list); a DataError naming it if not."""
+    try:
+        value = read_json(path)
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise DataError(f"{path}: unreadable ({exc}); {fix}") from exc
+    if not isinstance(value, kind):
+        raise DataError(f"{path}: not a JSON {'object' if kind is dict else kind.__name__}; {fix}")
+    return value

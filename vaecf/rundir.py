@@ -23,7 +23,7 @@ from typing import Any
 from vaecf.config import RunConfig
 from vaecf.data.split import Split
 from vaecf.errors import DataError, TrainingError, VaecfError
-from vaecf.integrity import digest, entry, verify
+from vaecf.integrity import digest, entry, read_checked, verify
 from vaecf.io import check_apart, read_json, write_json
 
 CONFIG, HISTORY, RESULT, MANIFEST = "config.json", "history.json", "result.json", "manifest.json"
@@ -71,7 +71,7 @@ class RunDir:
         record: dict[str, Any] = {"config": config.to_dict(), "data": data_stats}
         if data_dir is not None:
             record["data_dir"] = os.path.relpath(Path(data_dir).resolve(), self.path.resolve())
-        if fresh or self._read(CONFIG, RESUME_FIX) != json.loads(json.dumps(record)):
+        if fresh or read_checked(self.path / CONFIG, RESUME_FIX) != json.loads(json.dumps(record)):
             write_json(self.path / CONFIG, record)
             files = {} if fresh else self._manifest(RESUME_FIX)["files"]
             self._commit(history, {**files, CONFIG: entry(self.path / CONFIG)})
@@ -160,27 +160,14 @@ class RunDir:
         if not path.is_file():
             raise DataError(f"{path}: missing, so the run's files cannot be checked (a damaged copy, or a run "
                             f"made by vaecf before run folders had a manifest); {fix}")
-        return self._read(MANIFEST, fix)
-
-    def _read(self, name: str, fix: str) -> Any:
-        path = self.path / name
-        try:
-            record = read_json(path)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{path}: unreadable ({exc}); {fix}") from exc
-        if not isinstance(record, dict):
-            raise DataError(f"{path}: not a JSON object; {fix}")
-        return record
+        return dict(read_checked(path, fix))
 
     def _history_file(self, fix: str) -> list[dict[str, Any]]:
         path = self.path / HISTORY
         if not path.is_file():
             return []
-        try:
-            history = read_json(path)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{path}: unreadable ({exc}); {fix}") from exc
-        if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        history = read_checked(path, fix, list)
+        if not all(isinstance(h, dict) for h in history):
             raise DataError(f"{path}: not a list of epoch records; {fix}")
         return history
 

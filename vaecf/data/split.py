@@ -18,8 +18,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from vaecf.errors import DataError
-from vaecf.integrity import entry, verify
-from vaecf.io import read_json, write_json
+from vaecf.integrity import entry, read_checked, verify
+from vaecf.io import write_json
 
 MATRICES = ("train", "validation_foldin", "validation_target", "test_foldin", "test_target")
 IDS = "ids.npz"
@@ -193,13 +193,7 @@ def _read_stats(folder: Path) -> dict[str, Any]:
     if not path.is_file():
         raise DataError(f"{folder}: no prepared split here (stats.json missing); "
                         f"run 'vaecf data prepare DATASET --out {folder}' first")
-    try:
-        stats = read_json(path)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: unreadable ({exc}); run 'vaecf data prepare DATASET --out {folder}' again") from exc
-    if not isinstance(stats, dict):
-        raise DataError(f"{path}: not a JSON object; run 'vaecf data prepare DATASET --out {folder}' again")
-    return stats
+    return dict(read_checked(path, f"run 'vaecf data prepare DATASET --out {folder}' again"))
 
 
 _T = TypeVar("_T")
