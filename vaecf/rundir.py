@@ -8,7 +8,8 @@ the summary of a finished ``fit``. ``manifest.json``: the size and sha256 of eac
 files (``vaecf.integrity``, as a prepared split's), and how many epochs of the history are
 committed; it is rewritten last at each checkpoint, so it names a complete checkpoint at every
 instant, and whoever reads the run checks every file against it first. The trainer writes
-through this class, the command line reads through it; nothing else opens these files by name.
+through this class, ``Trainer.from_run`` and the command line read through it; nothing else
+opens these files by name.
 """
 
 from __future__ import annotations
