@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _command(args: argparse.Namespace) -> None:
+    """Run the parsed command; what goes wrong becomes an exit code in ``main`` (``vaecf.errors.exit_code``)."""
     if args.command == "run":
         from ablations.runner import run_ladder
 
