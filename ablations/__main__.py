@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from ablations.ladder import BUDGETS, LADDERS, Ladder
-from vaecf.errors import VaecfError
+from vaecf.errors import VaecfError, exit_code
 
 DEFAULT_LADDER = "attribution"
 
@@ -44,46 +44,40 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="list the ladders")
     sub.add_parser("docs", help="refresh the tables that README.md and docs/ copy from records")
     args = p.parse_args(argv)
-    try:
-        if args.command == "run":
-            from ablations.runner import run_ladder
+    return exit_code("ablations", lambda: _command(args),
+                     "finished measurements are kept and the same command resumes")
 
-            run_dir = run_ladder(args.ladder, args.budget, dataset=args.dataset, source=args.source,
-                                 results=args.results, out=args.out)
-            print((run_dir / "table.md").read_text())
-            print("charts: " + ", ".join(str(run_dir / f"{c}.png") for c in ("ladder", "quality_vs_time",
-                                                                             "time_to_target")))
-        elif args.command == "calibrate":
-            from ablations.runner import calibrate_only
 
-            print(f"calibration: {calibrate_only(args.budget, args.dataset, args.source, args.results)}")
-        elif args.command == "plot":
-            from ablations.report import write_report
+def _command(args: argparse.Namespace) -> None:
+    """Run the parsed command; what goes wrong becomes an exit code in ``main`` (``vaecf.errors.exit_code``)."""
+    if args.command == "run":
+        from ablations.runner import run_ladder
 
-            for run_dir in args.runs:
-                if not (run_dir / "run.json").is_file():
-                    raise VaecfError(f"{run_dir}: not a ladder run folder (no run.json)")
-                write_report(run_dir)
-                print(f"redrew {run_dir}")
-        elif args.command == "docs":
-            from ablations.docs import sync
+        run_dir = run_ladder(args.ladder, args.budget, dataset=args.dataset, source=args.source,
+                             results=args.results, out=args.out)
+        print((run_dir / "table.md").read_text())
+        print("charts: " + ", ".join(str(run_dir / f"{c}.png") for c in ("ladder", "quality_vs_time",
+                                                                         "time_to_target")))
+    elif args.command == "calibrate":
+        from ablations.runner import calibrate_only
 
-            for page in sync():
-                print(f"refreshed {page}")
-        else:
-            for path in sorted(LADDERS.glob("*.toml")):
-                print(f"{path.stem:16s} {Ladder.load(path).description}")
-    except VaecfError as e:
-        print(f"ablations: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # --out or --results where a folder cannot be made or written
-        print(f"ablations: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("ablations: interrupted; finished measurements are kept and the same command resumes",
-              file=sys.stderr)
-        return 130
-    return 0
+        print(f"calibration: {calibrate_only(args.budget, args.dataset, args.source, args.results)}")
+    elif args.command == "plot":
+        from ablations.report import write_report
+
+        for run_dir in args.runs:
+            if not (run_dir / "run.json").is_file():
+                raise VaecfError(f"{run_dir}: not a ladder run folder (no run.json)")
+            write_report(run_dir)
+            print(f"redrew {run_dir}")
+    elif args.command == "docs":
+        from ablations.docs import sync
+
+        for page in sync():
+            print(f"refreshed {page}")
+    else:
+        for path in sorted(LADDERS.glob("*.toml")):
+            print(f"{path.stem:16s} {Ladder.load(path).description}")
 
 
 if __name__ == "__main__":

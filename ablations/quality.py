@@ -28,7 +28,8 @@ from ablations.jobs import run_job
 from vaecf.config import ModelConfig, TrainConfig
 from vaecf.data.split import Split
 from vaecf.errors import VaecfError
-from vaecf.io import read_json, write_json
+from vaecf.integrity import read_record, write_record
+from vaecf.io import read_json
 from vaecf.provenance import provenance
 
 CALIBRATION_EVERY = 10
@@ -56,7 +57,7 @@ def child_main(job_path: Path, out_path: Path) -> None:
     trainer = Trainer(split.n_items, RunConfig(ModelConfig(), train), world=world)
     curve = trainer.train_updates(split, job["updates"], job["every"])
     if trainer.world.rank == 0:
-        write_json(out_path, {"curve": curve, "peak_rss_bytes": peak_rss_bytes()})
+        write_record(out_path, {"curve": curve, "peak_rss_bytes": peak_rss_bytes()})
 
 
 # -- calibration --------------------------------------------------------------------------------------
@@ -64,7 +65,7 @@ def child_main(job_path: Path, out_path: Path) -> None:
 def calibrate(split: Split, data: Path, seeds: int, updates: int, out: Path,
               log: Callable[[str], None]) -> dict[str, Any]:
     """Train the paper's recipe ``seeds`` times for ``updates``; record, summary and baselines (resumes)."""
-    record: dict[str, Any] = read_json(out) if out.is_file() else {
+    record = read_record(out, "remove it to calibrate again") if out.is_file() else {
         "dataset": split.stats["dataset"], "cache_key": split.stats["cache_key"], "data": split.stats,
         "config": dataclasses.asdict(TrainConfig()), "updates": updates, "every": CALIBRATION_EVERY,
         "provenance": provenance(), "seeds": []}
@@ -77,11 +78,11 @@ def calibrate(split: Split, data: Path, seeds: int, updates: int, out: Path,
         result = train_curve(data, TrainConfig(seed=seed), updates, CALIBRATION_EVERY, work,
                              out.with_suffix(".log"))
         record["seeds"].append({"seed": seed, "curve": [_slim(p) for p in result["curve"]]})
-        write_json(out, record)
+        write_record(out, record)
     if "baselines" not in record:
         record["baselines"] = baselines(split)
     record["summary"] = summarise_calibration(record)
-    write_json(out, record)
+    write_record(out, record)
     return record
 
 

@@ -19,10 +19,13 @@ import io
 from pathlib import Path
 from typing import Any
 
+from ablations.jobs import REDO
 from ablations.ladder import Step
 from ablations.speed import summarise
 from vaecf.config import TrainConfig
-from vaecf.io import atomic_write, read_json
+from vaecf.errors import DataError
+from vaecf.integrity import read_record
+from vaecf.io import atomic_write
 
 ML20M_TRAIN_USERS = 116_677
 """ML-20M's training users under the paper's protocol: a step's epoch time on the real data."""
@@ -32,14 +35,18 @@ NOISE_SIGMAS = 2.0
 
 def load_run(run_dir: Path) -> dict[str, Any]:
     """Every record of a run: run.json, speed, the quality curves by step and the calibration."""
-    run = read_json(run_dir / "run.json")
+    run = read_record(run_dir / "run.json", REDO)
     curves = {}
     for path in sorted((run_dir / "quality").glob("*.json")):
-        record = read_json(path)
+        record = read_record(path, REDO)
         for slug in record["steps"]:
             curves[slug] = {**record, "owner": path.stem}
-    return {"run": run, "speed": read_json(run_dir / "speed.json"), "curves": curves,
-            "calibration": read_json((run_dir / run["calibration"]).resolve())}
+    for step in run.get("steps", []):
+        if step.get("skip") is None and step.get("slug") not in curves:
+            raise DataError(f"{run_dir / 'quality'}: no quality record holds step {step.get('slug')!r}; "
+                            "run the ladder again with the same command: what is missing is trained again")
+    return {"run": run, "speed": read_record(run_dir / "speed.json", REDO), "curves": curves,
+            "calibration": read_record((run_dir / run["calibration"]).resolve(), REDO)}
 
 
 def derive(records: dict[str, Any]) -> dict[str, Any]:

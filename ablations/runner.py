@@ -34,12 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from ablations import quality, speed
+from ablations.jobs import REDO
 from ablations.ladder import BUDGETS, PAPER_CODE_PATH, Budget, Hardware, Ladder, Step, resolve
 from vaecf import children
 from vaecf.data.prepare import default_protocol, folder_name, prepare
 from vaecf.data.split import Split
 from vaecf.errors import VaecfError
-from vaecf.io import read_json, write_json
+from vaecf.integrity import read_record, write_record
+from vaecf.io import check_apart
 from vaecf.provenance import machine_name
 
 Log = Callable[[str], None]
@@ -70,6 +72,7 @@ def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None
     run_dir = out or results / machine_name() / run_id(ladder.name, budget.name)
     if dataset:
         run_dir = out or run_dir.with_name(f"{run_dir.name}-{folder_name(dataset)}")
+    check_apart(run_dir, f"--out {run_dir}", data_cache, f"the data cache {data_cache}")
     run_dir.mkdir(parents=True, exist_ok=True)  # a bad --out fails here, before any work
     split, data_dir = _prepare(budget, source, data_cache)
     probe = _probe()
@@ -100,7 +103,7 @@ def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None
     run.update(steps=[_describe(s) for s in steps], target_ndcg=target, budget_s=budget_s,
                calibration=_relative(calibration_path, run_dir),
                reference_speed_key=reference.speed_key)
-    write_json(run_dir / "run.json", run)
+    write_record(run_dir / "run.json", run)
     _train_for_quality(steps, spu, budget_s, budget, data_dir, run_dir, log)
     from ablations.report import write_report
 
@@ -127,7 +130,7 @@ def _start_run(run_dir: Path, ladder: Ladder, budget: Budget, split: Split, hard
                 "data_key": split.stats["cache_key"], "hardware": dataclasses.asdict(hardware)}
     provenance = {"git_sha": probe["git_sha"], "versions": probe["versions"]}
     if path.is_file():
-        run: dict[str, Any] = read_json(path)
+        run = read_record(path, REDO)
         if {k: run.get(k) for k in identity} != json.loads(json.dumps(identity)):
             raise VaecfError(f"{run_dir} holds another run (ladder, budget, data or hardware differ); "
                              "remove it or choose another --out")
@@ -138,7 +141,7 @@ def _start_run(run_dir: Path, ladder: Ladder, budget: Budget, split: Split, hard
                              "those, or start a new run (remove the folder or choose another --out)")
         return run
     run = {**identity, "machine": probe, "data": split.stats, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    write_json(path, run)
+    write_record(path, run)
     return run
 
 
@@ -149,7 +152,7 @@ def calibration_file(results: Path, budget: Budget) -> Path:
 
 def _calibration(split: Split, data_dir: Path, budget: Budget, path: Path, log: Log) -> dict[str, Any]:
     if path.is_file():
-        record: dict[str, Any] = read_json(path)
+        record = read_record(path, "remove it to calibrate again")
         if record["cache_key"] == split.stats["cache_key"] and len(record["seeds"]) >= budget.calibration_seeds \
                 and "summary" in record:
             return record
@@ -173,7 +176,7 @@ def _train_for_quality(steps: list[Step], spu: dict[str, float], budget_s: float
         every = max(1, math.floor(budget_s / budget.evaluations / fastest))
         path = run_dir / "quality" / f"{first.slug}.json"
         if path.is_file():
-            saved = read_json(path)
+            saved = read_record(path, REDO)
             if saved["maths_key"] == key and saved["updates"] == updates and saved["every"] == every:
                 continue
         log(f"quality: {first.name} ({updates} updates at batch {first.train.global_batch:,}, "
@@ -181,7 +184,7 @@ def _train_for_quality(steps: list[Step], spu: dict[str, float], budget_s: float
                                             if len(members) > 1 else ""))
         result = quality.train_curve(data_dir, first.train, updates, every, run_dir / "quality" / f".{first.slug}",
                                      run_dir / "quality" / f"{first.slug}.log")
-        write_json(path, {"maths_key": key, "steps": [s.slug for s in members], "updates": updates, "every": every,
+        write_record(path, {"maths_key": key, "steps": [s.slug for s in members], "updates": updates, "every": every,
                           "horizon_updates": horizon, "train": dataclasses.asdict(first.train), **result})
 
 

@@ -29,11 +29,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ablations.jobs import run_job
+from ablations.jobs import REDO, run_job
 from ablations.ladder import Budget, Step
 from vaecf.config import ModelConfig, TrainConfig
 from vaecf.errors import VaecfError
-from vaecf.io import atomic_write, read_json, write_json
+from vaecf.integrity import read_record, write_record
+from vaecf.io import atomic_write, read_json
 
 MEAN_ITEMS = 73.1
 """ML-20M's mean positives per training user after the protocol."""
@@ -67,7 +68,7 @@ def measure(steps: Sequence[Step], run_dir: Path, budget: Budget, cache: Path,
         if s.skip is None:
             unique.setdefault(s.speed_key, s)
     path = run_dir / "speed.json"
-    record: dict[str, Any] = read_json(path) if path.is_file() else {"windows": {}, "ceilings": {}}
+    record = read_record(path, REDO) if path.is_file() else {"windows": {}, "ceilings": {}}
     users = max(s.train.global_batch for s in unique.values()) * (budget.warmup_steps + budget.window_steps)
     data = cache / f"speed-workload-{users}x{budget.speed_items}.npz"
     if not data.is_file():
@@ -92,13 +93,13 @@ def measure(steps: Sequence[Step], run_dir: Path, budget: Budget, cache: Path,
             if ceilings:
                 record["ceilings"].setdefault(f"{r}", {}).update(out["ceilings"])
             record["machine"] = out["machine"]
-            write_json(path, record)
+            write_record(path, record)
         for key, step in unique.items():
             if step.train.workers > 1 and _missing(record, key, r):
                 log(f"speed, round {r + 1} of {rounds}: {step.name} ({step.train.workers} workers)")
                 out = _child(run_dir, r, [step], [], data, budget)
                 record["windows"].setdefault(key, {})[f"{r}"] = out["windows"][key]
-                write_json(path, record)
+                write_record(path, record)
     return record
 
 
@@ -182,7 +183,7 @@ def child_main(job_path: Path, out_path: Path) -> None:
         del trainer
         gc.collect()
     if world is None or world.rank == 0:
-        write_json(out_path, {"windows": windows, "ceilings": ceilings, "machine": machine_info()})
+        write_record(out_path, {"windows": windows, "ceilings": ceilings, "machine": machine_info()})
 
 
 def _run_config(train: TrainConfig) -> Any:

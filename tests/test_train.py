@@ -63,6 +63,16 @@ def test_killed_run_resumes_after_its_last_finished_epoch(tiny_split: Split, tmp
     assert len(list((tmp_path / "ckpt").glob("state-*.index"))) == 1
 
 
+def test_a_run_made_from_python_keeps_its_result_and_comes_back_with_from_run(tiny_split: Split, tmp_path) -> None:
+    trainer = Trainer(tiny_split.n_items, config(epochs=2))
+    result = trainer.fit(tiny_split, out=tmp_path, log=EpochLog(None))
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert saved["best_epoch"] == result.best_epoch and saved["validation"] == result.best
+    again = Trainer.from_run(tmp_path)  # the best epoch's weights, which fit() leaves in its model
+    foldin = tiny_split.validation_foldin
+    np.testing.assert_array_equal(again.scores(foldin), trainer.scores(foldin))
+
+
 def test_resuming_with_another_configuration_is_refused(tiny_split: Split, tmp_path) -> None:
     Trainer(tiny_split.n_items, config(epochs=1)).fit(tiny_split, out=tmp_path, log=EpochLog(None))
     with pytest.raises(TrainingError, match="another configuration"):

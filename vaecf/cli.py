@@ -29,7 +29,8 @@ from vaecf.config import (
     TrainConfig,
     field_types,
 )
-from vaecf.errors import ConfigError, VaecfError
+from vaecf.errors import ConfigError, VaecfError, exit_code
+from vaecf.io import check_apart
 from vaecf.rundir import RunDir
 
 if TYPE_CHECKING:  # TensorFlow loads only for the commands that need it
@@ -52,21 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(e.code or 0)
     if args.needs_tensorflow:
         _load_tensorflow(args.verbose)
-    try:
-        return int(args.handler(args, argv) or 0)
-    except VaecfError as e:
-        return _fail(str(e))
-    except OSError as e:  # a folder that is a file, no permission, a full disk: the user's to fix
-        return _fail(f"{e.filename}: {e.strerror}" if e.filename else str(e))
-    except KeyboardInterrupt:
-        print("vaecf: interrupted; finished epochs are kept and the run resumes with the same command",
-              file=sys.stderr)
-        return 130
-
-
-def _fail(message: str) -> int:
-    print(f"vaecf: error: {message}", file=sys.stderr)
-    return 2
+    return exit_code("vaecf", lambda: args.handler(args, argv),
+                     "finished epochs are kept and the run resumes with the same command")
 
 
 # -- TensorFlow's start-up logging ------------------------------------------------------------------
@@ -407,6 +395,7 @@ def _cmd_prepare(args: argparse.Namespace, argv: list[str]) -> int:
 def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
     config = run_config(args)
     out = _out_folder(args.out)
+    check_apart(out, f"--out {args.out}", args.data, f"--data {args.data}")
     if config.train.workers > 1:
         from vaecf.launch import is_worker, launch_workers, world_from_env
 
@@ -416,41 +405,25 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
     else:
         world = None
     from vaecf.data.split import Split
-    from vaecf.perf import device_peak_bytes, peak_rss_bytes
     from vaecf.train import Trainer
 
     split = Split.load(args.data)
     trainer = Trainer(split.n_items, config, world=world)
     result = trainer.fit(split, out=out, data_dir=args.data)
     if trainer.world.rank == 0:
-        summary = {"best_epoch": result.best_epoch, "validation": result.best, "users_per_s": result.throughput,
-                   "train_s": result.train_seconds, "workers": trainer.world.size,
-                   "peak_rss_bytes": peak_rss_bytes(), "device_peak_bytes": device_peak_bytes()}
-        RunDir(out).write_result(summary)
-        print(json.dumps(summary))
+        print(json.dumps(result.summary))
     return 0
 
 
-def load_run(path: Path, data: Path | None = None) -> tuple[Trainer, Split]:
-    """Rebuild a finished run's model with its best weights, and its split (``data``, else the run's own).
-
-    Refuses a split other than the one the run was trained on (another cache key or item count).
-    """
-    from vaecf.data.split import Split
+def _load_run(path: Path, data: Path | None) -> tuple[Trainer, Split]:
+    """A finished run's model at its best epoch (every file checked first) and its split."""
     from vaecf.train import Trainer
 
-    run = RunDir(path)
-    run.require_finished()
-    folder = run.data_folder(data)
-    split = Split.load(folder)
-    run.check_data(folder, split.stats)
-    trainer = Trainer(split.n_items, run.run_config())
-    trainer.restore_best(run)
-    return trainer, split
+    return Trainer.from_run(path), RunDir(path).load_split(data)
 
 
 def _cmd_evaluate(args: argparse.Namespace, argv: list[str]) -> int:
-    trainer, split = load_run(args.run, args.data)
+    trainer, split = _load_run(args.run, args.data)
     result = trainer.evaluate(split, args.split).to_dict()
     if args.json:
         print(json.dumps({"split": args.split, **result}))
@@ -468,7 +441,7 @@ def _cmd_recommend(args: argparse.Namespace, argv: list[str]) -> int:
         ids = [int(s) for s in args.items.split(",") if s.strip()]
     except ValueError as e:
         raise VaecfError(f"--items {args.items}: must be comma-separated integer item ids ({e})") from e
-    trainer, split = load_run(args.run, args.data)
+    trainer, split = _load_run(args.run, args.data)
     try:
         result = recommend(Warm(trainer), split, ids, args.k)
     except ConfigError as e:

@@ -22,7 +22,8 @@ from vaecf.baselines import Popularity, select_ease
 from vaecf.config import ModelConfig, ModelKind, Precision, RunConfig
 from vaecf.data.split import Split
 from vaecf.errors import ConfigError
-from vaecf.io import atomic_write, read_json, write_json
+from vaecf.integrity import read_record, write_record
+from vaecf.io import atomic_write, check_apart
 from vaecf.metrics import evaluate
 
 METRICS = ("ndcg@100", "recall@20", "recall@50")
@@ -40,7 +41,8 @@ def compare(data: Path, models: Sequence[str], seeds: int, base: RunConfig, out:
     ``base``'s training settings and the paper's architecture of each kind; with several
     ``precisions``, once per precision at the same seeds (results ``"vae mixed_bfloat16"``...).
     A record already at ``out`` is resumed: finished runs are kept, missing ones are added; one
-    made with other settings is refused.
+    made with other settings, or damaged since it was written (its sha256), is refused, and so
+    is an ``out`` inside ``data``.
     """
     unknown = [m for m in models if m not in MODELS]
     if unknown:
@@ -48,8 +50,10 @@ def compare(data: Path, models: Sequence[str], seeds: int, base: RunConfig, out:
     if seeds < 1:
         raise ConfigError("seeds", seeds, ">= 1")
     precisions = tuple(precisions) or (base.train.precision,)
+    check_apart(out, f"--out {out}", data, f"the data folder {data}")
     split = Split.load(data)
-    record = read_json(out) if out.is_file() else {"data": split.stats, "results": {}}
+    record = read_record(out, "delete it (and its .md table) to start the comparison again") if out.is_file() \
+        else {"data": split.stats, "results": {}}
     if record["data"]["cache_key"] != split.stats["cache_key"]:
         raise ConfigError("out", str(out), f"a record of the split in {data} (it holds another split's)")
     for model in models:
@@ -174,7 +178,7 @@ def _sd(v: np.ndarray) -> float:
 
 
 def _save(out: Path, record: dict[str, Any]) -> None:
-    write_json(out, record)
+    write_record(out, record)
     table = markdown_table(record) + "\n"
 
     def write_table(tmp: Path) -> None:

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vaecf.errors import VaecfError
+
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place."""
@@ -31,7 +33,7 @@ def write_json(path: Path, obj: Any) -> None:
     than written as the bare ``NaN`` that other JSON readers reject. Missing values are ``None``.
     """
     try:
-        text = json.dumps(obj, indent=2, sort_keys=False, default=_jsonable, allow_nan=False) + "\n"
+        text = json.dumps(obj, indent=2, sort_keys=False, default=jsonable, allow_nan=False) + "\n"
     except ValueError as e:
         raise ValueError(f"{path}: refusing to write a non-finite number into a record ({e})") from e
     atomic_write(path, lambda tmp: tmp.write_text(text))
@@ -41,10 +43,30 @@ def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
-def _jsonable(obj: Any) -> Any:
-    # numpy scalars and paths show up in records; everything else is a bug worth seeing.
+def jsonable(obj: Any) -> Any:
+    """numpy scalars and paths show up in records; everything else is a bug worth seeing."""
     if hasattr(obj, "item"):
         return obj.item()
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def check_apart(out: Path, out_name: str, other: Path, other_name: str) -> None:
+    """Refuse an output folder that is ``other``, lies inside it or holds it (``--out`` and ``--data``).
+
+    Writing there would mix one command's files into another's folder, or replace a folder
+    that a later write would take for its own. ``out_name`` and ``other_name`` say where the
+    two came from (``--out runs/a``).
+    """
+    a, b = Path(out).resolve(), Path(other).resolve()
+    if a == b:
+        where = "is"
+    elif b in a.parents:
+        where = "lies inside"
+    elif a in b.parents:
+        where = "holds"
+    else:
+        return
+    raise VaecfError(f"{out_name}: {where} {other_name}; the two must be separate folders: "
+                     f"choose another {out_name.split()[0]}")

@@ -27,8 +27,9 @@ from vaecf.log import EpochLog, progress
 from vaecf.metrics import Evaluation, evaluate
 from vaecf.model import Loss, MultVAE
 from vaecf.optim import Adam, LossScale
+from vaecf.perf import device_peak_bytes, peak_rss_bytes
 from vaecf.pipeline import batch_spec, batches, epoch_order, to_sparse_tensor
-from vaecf.rundir import RunDir
+from vaecf.rundir import READ_FIX, RunDir
 
 
 @dataclass
@@ -55,6 +56,8 @@ class FitResult:
     best: dict[str, float]
     throughput: dict[str, float | None]
     train_seconds: float
+    summary: dict[str, Any] = field(default_factory=dict)
+    """What ``vaecf train`` prints and the run folder keeps as result.json (filled by ``fit``)."""
 
 
 class Trainer:
@@ -221,7 +224,7 @@ class Trainer:
             history = run.start(self.config, split.stats, data_dir) if main else run.history()
         best_epoch, best = _best_of(history)
         if best_epoch >= 0 and run is not None:
-            best_ckpt.read(str(run.best_weights)).assert_consumed()
+            best_ckpt.read(str(run.best_prefix(best_epoch))).assert_consumed()
         best_weights = [v.numpy() for v in self.variables]
         if history and run is not None:
             state.read(str(run.state(history[-1]["ckpt"]))).assert_consumed()
@@ -238,7 +241,7 @@ class Trainer:
                     best_epoch, best = epoch, metrics
                     best_weights = [v.numpy() for v in self.variables]
                     if run is not None:
-                        best_ckpt.write(str(run.best_weights))
+                        best_ckpt.write(str(run.best_prefix(epoch)))
             record["best_epoch"] = best_epoch
             history.append(record)
             if main:
@@ -249,10 +252,30 @@ class Trainer:
         if main:
             for v, w in zip(self.variables, best_weights):
                 v.assign(w)
-        return FitResult(history, best_epoch, best, self.throughput.summary(), train_seconds)
+        result = FitResult(history, best_epoch, best, self.throughput.summary(), train_seconds)
+        result.summary = {"best_epoch": best_epoch, "validation": best, "users_per_s": result.throughput,
+                          "train_s": train_seconds, "workers": self.world.size,
+                          "peak_rss_bytes": peak_rss_bytes(), "device_peak_bytes": device_peak_bytes()}
+        if main and run is not None:
+            run.write_result(result.summary)
+        return result
 
-    def restore_best(self, run: RunDir) -> None:
-        tf.train.Checkpoint(model=self.model).read(str(run.best_weights)).expect_partial()
+    @classmethod
+    def from_run(cls, path: Path) -> Trainer:
+        """A finished run's model at its best validation epoch (``vaecf evaluate``, ``recommend``, serving).
+
+        Every file of the run is checked against its manifest first: a missing or damaged one is a
+        DataError naming it, not TensorFlow's error from inside a checkpoint read. The run's split
+        is ``RunDir(path).load_split()``.
+        """
+        run = RunDir(Path(path))
+        best = run.finished()
+        trainer = cls(run.n_items(), run.run_config())
+        try:
+            tf.train.Checkpoint(model=trainer.model).read(str(best)).expect_partial()
+        except (tf.errors.OpError, ValueError) as exc:
+            raise DataError(f"{best}: unreadable ({exc}); {READ_FIX}") from exc
+        return trainer
 
 
 def _batch_users(x: tf.Tensor | tf.SparseTensor) -> int:

@@ -1,12 +1,14 @@
 """A tiny ladder end to end: records, charts, resume without re-measuring, refusal on changed code."""
 
+from pathlib import Path
+
 import pytest
 
 import ablations.runner as runner
 from ablations import quality, speed
 from ablations.ladder import Hardware
 from ablations.report import derive, load_run
-from vaecf.errors import VaecfError
+from vaecf.errors import DataError, VaecfError
 
 LADDER = """
 name = "tiny"
@@ -52,6 +54,16 @@ def test_tiny_ladder_runs_resumes_and_refuses_changed_code(tmp_path, monkeypatch
     assert runner.run_ladder(str(path), "smoke", **kwargs) == run_dir
     assert (run_dir / "table.md").read_text() == table
 
+    # A damaged record is one error naming it, before anything is measured or trained again.
+    damaged = (("speed.json", _truncate, "unreadable"), ("quality/00-baseline.json", _alter, "corrupt"),
+               ("run.json", _alter, "corrupt"))
+    for name, damage, error in damaged:
+        saved = (run_dir / name).read_bytes()
+        damage(run_dir / name)
+        with pytest.raises(DataError, match=f"{name}: {error}"):
+            runner.run_ladder(str(path), "smoke", **kwargs)
+        (run_dir / name).write_bytes(saved)
+
     probe = runner._probe()
     monkeypatch.setattr(runner, "_probe", lambda: {**probe, "git_sha": "0123456789ab"})
     with pytest.raises(VaecfError, match="was started with code"):
@@ -64,3 +76,14 @@ def _step(run_dir, index):
 
     s = load_run(run_dir)["run"]["steps"][index]
     return Step(s["index"], s["name"], s["change"], TrainConfig(**s["train"]))
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def _alter(path: Path) -> None:
+    """One digit changed: still JSON, no longer what was written."""
+    text = path.read_text()
+    i = next(i for i, c in enumerate(text) if c.isdigit() and i > 100)
+    path.write_text(text[:i] + str((int(text[i]) + 1) % 10) + text[i + 1:])

@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 import numpy as np
 import scipy.sparse as sp
 
-from vaecf.data.download import file_digest
 from vaecf.errors import DataError
-from vaecf.io import read_json, write_json
+from vaecf.integrity import entry, read_checked, verify
+from vaecf.io import write_json
 
 MATRICES = ("train", "validation_foldin", "validation_target", "test_foldin", "test_target")
 IDS = "ids.npz"
@@ -77,8 +77,7 @@ class Split:
             for name in MATRICES:
                 _save_npz(partial / f"{name}.npz", getattr(self, name))
             _savez(partial / IDS, {key: getattr(self, key) for key in IDS_KEYS})
-            manifest = {name: {"bytes": (partial / name).stat().st_size,
-                               "sha256": file_digest(partial / name, "sha256")} for name in FILES}
+            manifest = {name: entry(partial / name) for name in FILES}
             write_json(partial / STATS, {**self.stats, "manifest": manifest})
             _swap_in(partial, folder)
         finally:
@@ -103,7 +102,7 @@ class Split:
             raise DataError(f"{folder}: prepared by an older vaecf or by hand (stats.json lists no "
                             f"manifest of the split's files), so it cannot be checked; {fix}")
         for name in FILES:
-            _verify(folder / name, manifest[name], fix)
+            verify(folder / name, manifest[name], fix, "the prepared split")
         matrices = {name: _read(folder / f"{name}.npz", fix, lambda path: sp.load_npz(path).tocsr())
                     for name in MATRICES}
         maps = _read(folder / IDS, fix, _load_arrays)
@@ -194,24 +193,7 @@ def _read_stats(folder: Path) -> dict[str, Any]:
     if not path.is_file():
         raise DataError(f"{folder}: no prepared split here (stats.json missing); "
                         f"run 'vaecf data prepare DATASET --out {folder}' first")
-    try:
-        stats = read_json(path)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: unreadable ({exc}); run 'vaecf data prepare DATASET --out {folder}' again") from exc
-    if not isinstance(stats, dict):
-        raise DataError(f"{path}: not a JSON object; run 'vaecf data prepare DATASET --out {folder}' again")
-    return stats
-
-
-def _verify(path: Path, entry: dict[str, Any], fix: str) -> None:
-    """Raise a DataError naming ``path`` unless its size and sha256 match the manifest's."""
-    if not path.is_file():
-        raise DataError(f"{path}: missing from the prepared split; {fix}")
-    size = path.stat().st_size
-    if size != entry.get("bytes"):
-        raise DataError(f"{path}: truncated or altered ({size} bytes, the manifest says {entry.get('bytes')}); {fix}")
-    if file_digest(path, "sha256") != entry.get("sha256"):
-        raise DataError(f"{path}: corrupt (its sha256 differs from the manifest's); {fix}")
+    return dict(read_checked(path, f"run 'vaecf data prepare DATASET --out {folder}' again"))
 
 
 _T = TypeVar("_T")
