@@ -31,9 +31,22 @@ def tests(session: nox.Session) -> None:
     Arguments go to pytest (after `fast`, if given), e.g. `nox -s tests -- fast -k cli`.
     """
     session.install("-e", ".[test]")
+    install_chromium(session)
     lane, *rest = session.posargs or [""]
     args = ["-m", "not slow", *rest] if lane == "fast" else list(session.posargs)
     session.run("pytest", "-q", *args)
+
+
+def install_chromium(session: nox.Session) -> None:
+    """The report test opens a run's page in headless Chromium: installed where this session may (root and
+    apt-get, as on CI); elsewhere that test is skipped and says why."""
+    if any(shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")):
+        return
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", external=True)
+    else:
+        session.log("Chromium not installed and no root apt-get here: the report's browser test will be skipped")
 
 
 def horovod_build_env() -> dict[str, str]:

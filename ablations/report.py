@@ -150,12 +150,16 @@ def _maybe(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def write_report(run_dir: Path) -> dict[str, Any]:
-    """table.csv, table.md and the charts, from the records in ``run_dir``."""
+def write_report(run_dir: Path, page: Path | None = None) -> dict[str, Any]:
+    """table.csv, table.md, the charts and the one-file page (``page``, default report.html), from the
+    records in ``run_dir``."""
+    from ablations import page as html_page
     from ablations.charts import draw
 
     derived = derive(load_run(run_dir))
     atomic_write(run_dir / "table.csv", lambda tmp: tmp.write_text(to_csv(derived)))
     atomic_write(run_dir / "table.md", lambda tmp: tmp.write_text(to_markdown(derived)))
     draw(run_dir, derived)
+    text = html_page.render(run_dir, derived)
+    atomic_write(page or run_dir / "report.html", lambda tmp: tmp.write_text(text))
     return derived

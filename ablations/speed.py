@@ -34,6 +34,7 @@ from ablations.ladder import Budget, Step
 from vaecf.config import ModelConfig, TrainConfig
 from vaecf.errors import VaecfError
 from vaecf.io import atomic_write, read_json, write_json
+from vaecf.progress import Phase
 
 MEAN_ITEMS = 73.1
 """ML-20M's mean positives per training user after the protocol."""
@@ -79,6 +80,16 @@ def measure(steps: Sequence[Step], run_dir: Path, budget: Budget, cache: Path,
                               "mean_items": sp.load_npz(data).nnz / users}
     shapes = ceiling_shapes(list(unique.values()))
     rounds = windows or budget.windows
+    with Phase(rounds * len(unique), "speed", "windows",
+               done=sum(not _missing(record, key, r) for key in unique for r in range(rounds))) as phase:
+        _rounds(record, unique, shapes, rounds, run_dir, data, budget, log, phase)
+    return record
+
+
+def _rounds(record: dict[str, Any], unique: dict[str, Step], shapes: list[tuple[int, str]], rounds: int,
+            run_dir: Path, data: Path, budget: Budget, log: Callable[[str], None], phase: Phase) -> None:
+    """The timing windows ``record`` lacks, round by round, each recorded as it finishes."""
+    path = run_dir / "speed.json"
     for r in range(rounds):
         single = [s for key, s in unique.items() if s.train.workers == 1 and _missing(record, key, r)]
         # Ceilings around the run: in the first and the last round, for every shape timed by then.
@@ -93,13 +104,14 @@ def measure(steps: Sequence[Step], run_dir: Path, budget: Budget, cache: Path,
                 record["ceilings"].setdefault(f"{r}", {}).update(out["ceilings"])
             record["machine"] = out["machine"]
             write_json(path, record)
+            phase.advance(len(single), f"round {r + 1} of {rounds}")
         for key, step in unique.items():
             if step.train.workers > 1 and _missing(record, key, r):
                 log(f"speed, round {r + 1} of {rounds}: {step.name} ({step.train.workers} workers)")
                 out = _child(run_dir, r, [step], [], data, budget)
                 record["windows"].setdefault(key, {})[f"{r}"] = out["windows"][key]
                 write_json(path, record)
-    return record
+                phase.advance(1, f"round {r + 1} of {rounds}, {step.name}")
 
 
 def _save_npz(path: Path, matrix: sp.csr_matrix) -> None:
