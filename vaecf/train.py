@@ -24,6 +24,7 @@ from vaecf.data.split import Split
 from vaecf.distributed import Local, World
 from vaecf.errors import DataError, TrainingError
 from vaecf.log import EpochLog, progress
+from vaecf.progress import Phase
 from vaecf.metrics import Evaluation, evaluate
 from vaecf.model import Loss, MultVAE
 from vaecf.optim import Adam, LossScale
@@ -226,6 +227,8 @@ class Trainer:
         if history and run is not None:
             state.read(str(run.state(history[-1]["ckpt"]))).assert_consumed()
         train_seconds = history[-1]["train_s"] if history else 0.0
+        phase = Phase(t.epochs, "epochs", "epochs", done=len(history),
+                      quiet=True if not main or show_progress is False else None)
         for epoch in range(len(history), t.epochs):
             stats = self.train_epoch(split.train, epoch, show_progress=show_progress and main)
             train_seconds += stats["epoch_s"]
@@ -245,6 +248,8 @@ class Trainer:
                 log.epoch(record)
                 if run is not None:
                     run.checkpointed(history, state.write)
+            phase.advance(1, f"epoch {epoch}" + (f", best {best_epoch}" if best_epoch >= 0 else ""))
+        phase.close()
         # The model leaves fit() holding its best validation epoch's weights (rank 0 tracks them).
         if main:
             for v, w in zip(self.variables, best_weights):
