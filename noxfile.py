@@ -157,6 +157,23 @@ def precision(session: nox.Session) -> None:
                 "--out", "results/quality/precision-synthetic-small.json", *session.posargs)
 
 
+@nox.session(python=PYTHON, name="serving-agreement")
+def serving_agreement(session: nox.Session) -> None:
+    """The serving copy (vaecf recommend) against TensorFlow's scores of a trained Mult-VAE: test metrics and
+    top-k agreement on ML-100K and the quick ladder's synthetic data (results/quality/serving-*.json)."""
+    session.install("-e", ".")
+    source = Path(os.environ.get("VAECF_DATA_DIR", "../shared/data")) / "ml-100k" / "u.data"
+    ml100k, synthetic = ".cache/data/ml-100k-h100", ".cache/data/synthetic_small_items-2000_mean_items-40"
+    session.run("python", "-m", "vaecf", "data", "prepare", "ml-100k", "--heldout-users", "100", "--out", ml100k,
+                *(["--source", str(source)] if source.is_file() else []))
+    session.run("python", "-m", "vaecf", "data", "prepare", "synthetic:small,items=2000,mean_items=40",
+                "--out", synthetic)
+    session.run("python", "benchmarks/serving_agreement.py", "--data", ml100k, "--epochs", "20", "--batch-size",
+                "100", "--out", "results/quality/serving-ml-100k.json")
+    session.run("python", "benchmarks/serving_agreement.py", "--data", synthetic, "--epochs", "30", "--batch-size",
+                "500", "--out", "results/quality/serving-synthetic-small.json")
+
+
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy on vaecf (settings in pyproject.toml)."""
