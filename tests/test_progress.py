@@ -38,11 +38,14 @@ def test_eta_is_the_rate_so_far_counted_down(monkeypatch: pytest.MonkeyPatch) ->
     assert phase.eta_s() == pytest.approx(30.0)
     now[0] = 250.0
     assert phase.eta_s() == 0.0  # late: never negative
+    phase.advance(1, eta_s=40.0)  # the caller knows better (the speed windows' own durations)
+    now[0] = 260.0
+    assert phase.eta_s() == pytest.approx(30.0)
     phase.close()
     lines = out.getvalue().splitlines()
     assert lines[0] == "speed: 2 of 10 windows (20%), elapsed 0:00, ETA after the first part"
     assert lines[1] == "speed: 5 of 10 windows (50%), elapsed 0:30, ETA 0:50 - round 1"
-    assert lines[-1] == "speed: done in 2:30"
+    assert lines[-1] == "speed: done in 2:40"
 
 
 def test_expected_time_before_the_first_part() -> None:

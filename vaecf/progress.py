@@ -74,14 +74,17 @@ class Phase:
                 return None
             return max(0.0, self._eta_at_last - (time.monotonic() - self._last))
 
-    def advance(self, amount: float = 1.0, note: str = "") -> None:
-        """``amount`` more work done; ``note`` says what (shown until the next update)."""
+    def advance(self, amount: float = 1.0, note: str = "", eta_s: float | None = None) -> None:
+        """``amount`` more work done; ``note`` says what (shown until the next update). ``eta_s``: the
+        caller's own estimate of the time left, when it knows better than the average rate."""
         now = time.monotonic()
         with self._lock:
             self.done = min(self.total, self.done + amount)
             self.note = note or self.note
             worked = self.done - self.initial
-            if worked > 0:
+            if eta_s is not None:
+                self._eta_at_last, self._last = eta_s, now
+            elif worked > 0:
                 self._eta_at_last = (now - self.start) * (self.total - self.done) / worked
                 self._last = now
         if self.bar is not None:
