@@ -122,7 +122,11 @@ def test_agreement_and_batched_scoring(tiny_split) -> None:
     differ = agreement(trainer, Warm(other), tiny_split, "test")
     assert not differ["metrics_equal"] and differ["top_k_overlap"]["20"] < 1.0
     batched = batched_scoring(Warm(trainer), tiny_split, k=10, calls=5)
-    assert [r["batch"] for r in batched["rows"]][:2] == [1, 4]
-    within = [r for r in batched["rows"] if r["p99_ms"] <= batched["p99_limit_ms"]]
-    if within:  # a machine that busy has no figure, and says so with None
+    rows = batched["rows"]
+    assert [r["batch"] for r in rows] == [1, 4, 16, 32, 64, 128, 256, 512][:len(rows)]
+    assert all(r["p99_ms"] <= batched["p99_limit_ms"] for r in rows[:-1])  # it stops at the first over the limit
+    within = [r for r in rows if r["p99_ms"] <= batched["p99_limit_ms"]]
+    if within:  # on a machine too busy for even one user within the limit the figure is None
         assert batched["users_per_s"] == max(r["users_per_s"] for r in within)
+    else:
+        assert batched["users_per_s"] is None and len(rows) == 1
