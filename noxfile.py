@@ -31,9 +31,22 @@ def tests(session: nox.Session) -> None:
     Arguments go to pytest (after `fast`, if given), e.g. `nox -s tests -- fast -k cli`.
     """
     session.install("-e", ".[test]")
+    install_chromium(session)
     lane, *rest = session.posargs or [""]
     args = ["-m", "not slow", *rest] if lane == "fast" else list(session.posargs)
     session.run("pytest", "-q", *args)
+
+
+def install_chromium(session: nox.Session) -> None:
+    """The report test opens a run's page in headless Chromium: installed where this session may (root and
+    apt-get, as on CI); elsewhere that test is skipped and says why."""
+    if any(shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")):
+        return
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", external=True)
+    else:
+        session.log("Chromium not installed and no root apt-get here: the report's browser test will be skipped")
 
 
 def horovod_build_env() -> dict[str, str]:
@@ -142,6 +155,23 @@ def precision(session: nox.Session) -> None:
                 "--out", "results/quality/precision-ml-100k.json", *session.posargs)
     session.run("python", "-m", "vaecf", "compare", "--data", synthetic, *both, "--seeds", "3", "--epochs", "30",
                 "--out", "results/quality/precision-synthetic-small.json", *session.posargs)
+
+
+@nox.session(python=PYTHON, name="serving-agreement")
+def serving_agreement(session: nox.Session) -> None:
+    """The serving copy (vaecf recommend) against TensorFlow's scores of a trained Mult-VAE: test metrics and
+    top-k agreement on ML-100K and the quick ladder's synthetic data (results/quality/serving-*.json)."""
+    session.install("-e", ".")
+    source = Path(os.environ.get("VAECF_DATA_DIR", "../shared/data")) / "ml-100k" / "u.data"
+    ml100k, synthetic = ".cache/data/ml-100k-h100", ".cache/data/synthetic_small_items-2000_mean_items-40"
+    session.run("python", "-m", "vaecf", "data", "prepare", "ml-100k", "--heldout-users", "100", "--out", ml100k,
+                *(["--source", str(source)] if source.is_file() else []))
+    session.run("python", "-m", "vaecf", "data", "prepare", "synthetic:small,items=2000,mean_items=40",
+                "--out", synthetic)
+    session.run("python", "benchmarks/serving_agreement.py", "--data", ml100k, "--epochs", "20", "--batch-size",
+                "100", "--out", "results/quality/serving-ml-100k.json")
+    session.run("python", "benchmarks/serving_agreement.py", "--data", synthetic, "--epochs", "30", "--batch-size",
+                "500", "--out", "results/quality/serving-synthetic-small.json")
 
 
 @nox.session(python=PYTHON)

@@ -3,6 +3,7 @@
     python -m ablations run [--ladder attribution] [--budget quick] [--dataset SPEC]
     python -m ablations calibrate [--budget quick]
     python -m ablations plot results/<machine>/<run-id> [...]
+    python -m ablations report results/<machine>/<run-id> [--out FILE.html]   # the run in one HTML file
     python -m ablations list
     python -m ablations docs                            # refresh the README's and docs' tables
 """
@@ -33,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--source", type=Path, help="local archive or folder for --dataset")
     run.add_argument("--results", type=Path, default=Path("results"), help="where run folders go")
     run.add_argument("--out", type=Path, help="run folder (default RESULTS/<machine>/<ladder>-<budget>)")
+    run.add_argument("--quiet", action="store_true", help="no progress (bars on a terminal, lines elsewhere) "
+                                                          "and no phase lines; the table is still printed")
     cal = sub.add_parser("calibrate", help="train the paper's recipe long on a budget's quality data (the target)",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     cal.add_argument("--budget", choices=sorted(BUDGETS), default="quick", help="whose quality data")
@@ -41,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     cal.add_argument("--results", type=Path, default=Path("results"), help="calibrations go to RESULTS/calibration")
     plot = sub.add_parser("plot", help="redraw tables and charts from a run's records (no training)")
     plot.add_argument("runs", type=Path, nargs="+", help="run folders")
+    report = sub.add_parser("report", help="the run's tables, charts and one self-contained HTML page, from its "
+                                           "records (no training)")
+    report.add_argument("run", type=Path, help="run folder")
+    report.add_argument("--out", type=Path, help="the HTML page (default RUN/report.html)")
     sub.add_parser("list", help="list the ladders")
     sub.add_parser("docs", help="refresh the tables that README.md and docs/ copy from records")
     args = p.parse_args(argv)
@@ -51,10 +58,12 @@ def main(argv: list[str] | None = None) -> int:
 def _command(args: argparse.Namespace) -> None:
     """Run the parsed command; what goes wrong becomes an exit code in ``main`` (``vaecf.errors.exit_code``)."""
     if args.command == "run":
-        from ablations.runner import run_ladder
+        from ablations.runner import run_ladder, say
+        from vaecf.progress import set_quiet
 
+        set_quiet(args.quiet)
         run_dir = run_ladder(args.ladder, args.budget, dataset=args.dataset, source=args.source,
-                             results=args.results, out=args.out)
+                             results=args.results, out=args.out, log=(lambda _: None) if args.quiet else say)
         print((run_dir / "table.md").read_text())
         print("charts: " + ", ".join(str(run_dir / f"{c}.png") for c in ("ladder", "quality_vs_time",
                                                                          "time_to_target")))
@@ -70,6 +79,14 @@ def _command(args: argparse.Namespace) -> None:
                 raise VaecfError(f"{run_dir}: not a ladder run folder (no run.json)")
             write_report(run_dir)
             print(f"redrew {run_dir}")
+    elif args.command == "report":
+        from ablations.report import write_report
+
+        if not (args.run / "run.json").is_file():
+            raise VaecfError(f"{args.run}: not a ladder run folder (no run.json)")
+        page = args.out or args.run / "report.html"
+        write_report(args.run, page)
+        print(f"report: {page}")
     elif args.command == "docs":
         from ablations.docs import sync
 

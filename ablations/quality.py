@@ -30,6 +30,7 @@ from vaecf.data.split import Split
 from vaecf.errors import VaecfError
 from vaecf.integrity import read_record, write_record
 from vaecf.io import read_json
+from vaecf.progress import Phase
 from vaecf.provenance import provenance
 
 CALIBRATION_EVERY = 10
@@ -71,14 +72,16 @@ def calibrate(split: Split, data: Path, seeds: int, updates: int, out: Path,
         "provenance": provenance(), "seeds": []}
     if record["cache_key"] != split.stats["cache_key"] or record["updates"] != updates:
         raise VaecfError(f"{out} calibrates other data or another length; move it away to calibrate again")
-    for k in range(len(record["seeds"]), seeds):
-        seed = BASE_SEED + k
-        log(f"calibration: seed {seed} ({k + 1} of {seeds}), {updates} updates of the paper's recipe")
-        work = out.parent / f".{out.stem}-seed{seed}"
-        result = train_curve(data, TrainConfig(seed=seed), updates, CALIBRATION_EVERY, work,
-                             out.with_suffix(".log"))
-        record["seeds"].append({"seed": seed, "curve": [_slim(p) for p in result["curve"]]})
-        write_record(out, record)
+    with Phase(seeds, "calibration", "seeds", done=min(seeds, len(record["seeds"]))) as phase:
+        for k in range(len(record["seeds"]), seeds):
+            seed = BASE_SEED + k
+            log(f"calibration: seed {seed} ({k + 1} of {seeds}), {updates} updates of the paper's recipe")
+            work = out.parent / f".{out.stem}-seed{seed}"
+            result = train_curve(data, TrainConfig(seed=seed), updates, CALIBRATION_EVERY, work,
+                                 out.with_suffix(".log"))
+            record["seeds"].append({"seed": seed, "curve": [_slim(p) for p in result["curve"]]})
+            write_record(out, record)
+            phase.advance(1, f"seed {seed} done")
     if "baselines" not in record:
         record["baselines"] = baselines(split)
     record["summary"] = summarise_calibration(record)

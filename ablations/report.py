@@ -157,12 +157,35 @@ def _maybe(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def write_report(run_dir: Path) -> dict[str, Any]:
-    """table.csv, table.md and the charts, from the records in ``run_dir``."""
+TENSORBOARD = "tensorboard"
+"""``tensorboard --logdir RUN/tensorboard`` (or the run folder) overlays the steps, one TensorBoard run each."""
+
+
+def write_events_of(run_dir: Path, derived: dict[str, Any]) -> None:
+    """One event file per step that ran: validation NDCG@100 and Recall@20/50 against updates (step axis)
+    and this step's training seconds (relative axis), and its users/s at its index in the ladder."""
+    from vaecf.events import Point, write_events
+
+    for index, r in enumerate(derived["rows"]):
+        if r["status"] != "done":
+            continue
+        points = [Point(p["updates"], p["t"], {"validation/ndcg@100": p["ndcg"], "validation/recall@20": p["recall@20"],
+                                               "validation/recall@50": p["recall@50"]}) for p in r["curve"]]
+        points.append(Point(index, 0.0, {"speed/users_per_s": r["users_per_s"]}))
+        write_events(run_dir / TENSORBOARD / r["slug"], points)
+
+
+def write_report(run_dir: Path, page: Path | None = None) -> dict[str, Any]:
+    """table.csv, table.md, the charts and the one-file page (``page``, default report.html), from the
+    records in ``run_dir``."""
+    from ablations import page as html_page
     from ablations.charts import draw
 
     derived = derive(load_run(run_dir))
     atomic_write(run_dir / "table.csv", lambda tmp: tmp.write_text(to_csv(derived)))
     atomic_write(run_dir / "table.md", lambda tmp: tmp.write_text(to_markdown(derived)))
     draw(run_dir, derived)
+    write_events_of(run_dir, derived)
+    text = html_page.render(run_dir, derived)
+    atomic_write(page or run_dir / "report.html", lambda tmp: tmp.write_text(text))
     return derived

@@ -33,6 +33,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from ablations import quality, speed
 from ablations.jobs import REDO
 from ablations.ladder import BUDGETS, PAPER_CODE_PATH, Budget, Hardware, Ladder, Step, resolve
@@ -42,14 +44,16 @@ from vaecf.data.split import Split
 from vaecf.errors import VaecfError
 from vaecf.integrity import read_record, write_record
 from vaecf.io import check_apart
+from vaecf.progress import Phase
 from vaecf.provenance import machine_name
 
 Log = Callable[[str], None]
 
 
 def say(message: str) -> None:
-    """The runner's progress lines, flushed at once (a run's output is often a log file)."""
-    print(message, flush=True)
+    """The runner's progress lines, flushed at once (a run's output is often a log file), above any bar."""
+    tqdm.write(message, file=sys.stdout)
+    sys.stdout.flush()
 
 CALIBRATIONS = "calibration"
 """Calibration records live in RESULTS/calibration/ (``calibration_file``)."""
@@ -168,6 +172,7 @@ def _train_for_quality(steps: list[Step], spu: dict[str, float], budget_s: float
     for s in steps:
         if s.skip is None:
             groups.setdefault(s.maths_key, []).append(s)
+    plans = []
     for key, members in groups.items():
         first = members[0]
         horizon = budget.calibration_updates * PAPER_CODE_PATH.global_batch // first.train.global_batch
@@ -175,17 +180,27 @@ def _train_for_quality(steps: list[Step], spu: dict[str, float], budget_s: float
         updates = max(1, min(horizon, math.ceil(budget_s / fastest)))
         every = max(1, math.floor(budget_s / budget.evaluations / fastest))
         path = run_dir / "quality" / f"{first.slug}.json"
-        if path.is_file():
-            saved = read_record(path, REDO)
-            if saved["maths_key"] == key and saved["updates"] == updates and saved["every"] == every:
+        saved = read_record(path, REDO) if path.is_file() else {}
+        done = saved.get("maths_key") == key and saved.get("updates") == updates and saved.get("every") == every
+        # A curve's work in the progress: its training time projected at ML-20M's shape (the rate
+        # measured on the curves already trained turns that into this data's wall time).
+        plans.append((key, members, horizon, updates, every, path, done, updates * spu[first.speed_key]))
+    with Phase(sum(p[-1] for p in plans), "quality", done=sum(p[-1] for p in plans if p[6])) as phase:
+        for n, (key, members, horizon, updates, every, path, done, work) in enumerate(plans, 1):
+            if done:
                 continue
-        log(f"quality: {first.name} ({updates} updates at batch {first.train.global_batch:,}, "
-            f"validation every {every})" + (f"; shared with {', '.join(s.name for s in members[1:])}"
-                                            if len(members) > 1 else ""))
-        result = quality.train_curve(data_dir, first.train, updates, every, run_dir / "quality" / f".{first.slug}",
-                                     run_dir / "quality" / f"{first.slug}.log")
-        write_record(path, {"maths_key": key, "steps": [s.slug for s in members], "updates": updates, "every": every,
-                          "horizon_updates": horizon, "train": dataclasses.asdict(first.train), **result})
+            first = members[0]
+            phase.advance(0, f"curve {n} of {len(plans)}: {first.name}")
+            log(f"quality: {first.name} ({updates} updates at batch {first.train.global_batch:,}, "
+                f"validation every {every})" + (f"; shared with {', '.join(s.name for s in members[1:])}"
+                                                if len(members) > 1 else ""))
+            quality_dir = run_dir / "quality"
+            result = quality.train_curve(data_dir, first.train, updates, every, quality_dir / f".{first.slug}",
+                                         quality_dir / f"{first.slug}.log")
+            write_record(path, {"maths_key": key, "steps": [s.slug for s in members], "updates": updates,
+                                "every": every, "horizon_updates": horizon, "train": dataclasses.asdict(first.train),
+                                **result})
+            phase.advance(work, f"curve {n} of {len(plans)} done: {first.name}")
 
 
 def budget_and_target(summary: dict[str, Any], target_fraction: float, time_factor: float,

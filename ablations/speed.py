@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from vaecf.config import ModelConfig, TrainConfig
 from vaecf.errors import VaecfError
 from vaecf.integrity import read_record, write_record
 from vaecf.io import atomic_write, read_json
+from vaecf.progress import Phase
 
 MEAN_ITEMS = 73.1
 """ML-20M's mean positives per training user after the protocol."""
@@ -80,6 +82,24 @@ def measure(steps: Sequence[Step], run_dir: Path, budget: Budget, cache: Path,
                               "mean_items": sp.load_npz(data).nnz / users}
     shapes = ceiling_shapes(list(unique.values()))
     rounds = windows or budget.windows
+    with Phase(rounds * len(unique), "speed", "windows",
+               done=sum(not _missing(record, key, r) for key in unique for r in range(rounds))) as phase:
+        _rounds(record, unique, shapes, rounds, run_dir, data, budget, log, phase)
+    return record
+
+
+def _rounds(record: dict[str, Any], unique: dict[str, Step], shapes: list[tuple[int, str]], rounds: int,
+            run_dir: Path, data: Path, budget: Budget, log: Callable[[str], None], phase: Phase) -> None:
+    """The timing windows ``record`` lacks, round by round, each recorded as it finishes."""
+    path = run_dir / "speed.json"
+    took: dict[str, float] = {}  # seconds of each child (the single-worker one, each world) in its latest round
+
+    def left(r: int, after: str) -> float | None:
+        """Seconds the children still to run take, each as long as its latest round (None: one not yet timed)."""
+        order = ["single", *(k for k, s in unique.items() if s.train.workers > 1)]
+        todo = order[order.index(after) + 1:] + order * (rounds - r - 1)
+        return sum(took[c] for c in todo) if all(c in took for c in todo) else None
+
     for r in range(rounds):
         single = [s for key, s in unique.items() if s.train.workers == 1 and _missing(record, key, r)]
         # Ceilings around the run: in the first and the last round, for every shape timed by then.
@@ -87,20 +107,25 @@ def measure(steps: Sequence[Step], run_dir: Path, budget: Budget, cache: Path,
         ceilings = [sh for sh in shapes if f"{sh[0]},{sh[1]}" not in have] if r in (0, budget.windows - 1) else []
         if single or ceilings:
             log(f"speed, round {r + 1} of {rounds}: " + ", ".join(s.name for s in single))
+            start = time.monotonic()
             out = _child(run_dir, r, single, ceilings, data, budget)
+            took["single"] = time.monotonic() - start
             for key, window in out["windows"].items():
                 record["windows"].setdefault(key, {})[f"{r}"] = window
             if ceilings:
                 record["ceilings"].setdefault(f"{r}", {}).update(out["ceilings"])
             record["machine"] = out["machine"]
             write_record(path, record)
+            phase.advance(len(single), f"round {r + 1} of {rounds}", left(r, "single"))
         for key, step in unique.items():
             if step.train.workers > 1 and _missing(record, key, r):
                 log(f"speed, round {r + 1} of {rounds}: {step.name} ({step.train.workers} workers)")
+                start = time.monotonic()
                 out = _child(run_dir, r, [step], [], data, budget)
+                took[key] = time.monotonic() - start
                 record["windows"].setdefault(key, {})[f"{r}"] = out["windows"][key]
                 write_record(path, record)
-    return record
+                phase.advance(1, f"round {r + 1} of {rounds}, {step.name}", left(r, key))
 
 
 def _save_npz(path: Path, matrix: sp.csr_matrix) -> None:

@@ -56,3 +56,16 @@ def test_library_modules_do_not_import_the_command_line(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(ROOT)},
                          capture_output=True, text=True, timeout=120)
     assert run.stdout.strip() == "False", run.stderr
+
+
+def test_ablations_report_does_not_import_tensorflow(tmp_path: Path) -> None:
+    """The whole page, charts and TensorBoard files of the committed default run, from its records alone."""
+    import shutil
+
+    run = tmp_path / "results" / "cpu2-epyc-avx2" / "attribution-quick"
+    shutil.copytree(ROOT / "results" / "cpu2-epyc-avx2" / "attribution-quick", run)
+    shutil.copytree(ROOT / "results" / "calibration", tmp_path / "results" / "calibration")
+    argv = ["report", str(run), "--out", str(tmp_path / "page.html")]
+    assert _modules_after("ablations.__main__", argv, tmp_path) == "0 []"
+    assert (tmp_path / "page.html").read_text().startswith("<!doctype html>")
+    assert next((run / "tensorboard" / "00-baseline").glob("events.out.tfevents*")).stat().st_size > 0

@@ -37,6 +37,8 @@ def test_the_serving_bench_writes_finite_figures(tmp_path, capsys) -> None:
     assert r["requests"] == 30 and 0 < r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] <= r["max_ms"]
     assert 0 < r["output_product_p50_ms"] < r["max_ms"]  # a part of every request
     assert 0 < v["validation_share"] < 1
+    assert len(r["rounds"]) == 3 and r["p99_ms"] in [x["p99_ms"] for x in r["rounds"]]
+    assert serving["agreement"]["top_k_overlap"]["20"] > 0.99 and serving["batched"]["rows"][0]["batch"] == 1
 
 
 def _reference(scores: np.ndarray, foldin: sp.csr_matrix, targets: sp.csr_matrix, name: str, k: int) -> np.ndarray:
@@ -81,10 +83,13 @@ def test_a_warm_model_scores_one_user_as_the_trainer_does(tiny_split) -> None:
     warm = Warm(trainer)
     train = tiny_split.train
     for user in range(0, train.shape[0], 41):
-        row = train[user]
-        assert np.array_equal(warm.scores(row), trainer.scores(row))  # the same numbers, not close ones
-    block = train[:7]
-    assert np.array_equal(warm.scores(block), trainer.scores(block))  # several users: the trainer's path
+        row = train[user]  # the same function in float32: equal up to summation order
+        np.testing.assert_allclose(warm.scores(row), trainer.scores(row), rtol=1e-4, atol=1e-6)
+    block = train[:7]  # several users: the sparse product
+    np.testing.assert_allclose(warm.scores(block), trainer.scores(block), rtol=1e-4, atol=1e-6)
+    weighted = block.copy()
+    weighted.data[:] = 2.0  # not 0/1: the trainer's path, exactly
+    assert np.array_equal(warm.scores(weighted), trainer.scores(weighted))
     for history in training_histories(tiny_split, 10, seed=1):
         assert recommend(warm, tiny_split, history, 10) == recommend(trainer, tiny_split, history, 10)
 
@@ -101,3 +106,27 @@ def test_evaluation_leaves_the_scorers_array_as_it_gave_it() -> None:
     read_only.flags.writeable = False
     assert evaluate(lambda rows: read_only, foldin, targets, batch_size=20).metrics == \
         evaluate(lambda rows: given.copy(), foldin, targets, batch_size=20).metrics
+
+
+def test_agreement_and_batched_scoring(tiny_split) -> None:
+    from vaecf.config import ModelConfig, RunConfig, TrainConfig
+    from vaecf.serving import Warm, agreement, batched_scoring
+    from vaecf.train import Trainer
+
+    trainer = Trainer(tiny_split.n_items, RunConfig(train=TrainConfig(epochs=1, batch_size=50)))
+    trainer.train_epoch(tiny_split.train, 0, show_progress=False)
+    same = agreement(trainer, Warm(trainer), tiny_split, "test")
+    assert same["metrics_equal"] and same["top_k_overlap"] == {"20": 1.0, "100": 1.0}
+    assert 0 < same["max_abs_score_diff"] < 1e-4
+    other = Trainer(tiny_split.n_items, RunConfig(ModelConfig(), TrainConfig(seed=7)))  # different weights
+    differ = agreement(trainer, Warm(other), tiny_split, "test")
+    assert not differ["metrics_equal"] and differ["top_k_overlap"]["20"] < 1.0
+    batched = batched_scoring(Warm(trainer), tiny_split, k=10, calls=5)
+    rows = batched["rows"]
+    assert [r["batch"] for r in rows] == [1, 4, 16, 32, 64, 128, 256, 512][:len(rows)]
+    assert all(r["p99_ms"] <= batched["p99_limit_ms"] for r in rows[:-1])  # it stops at the first over the limit
+    within = [r for r in rows if r["p99_ms"] <= batched["p99_limit_ms"]]
+    if within:  # on a machine too busy for even one user within the limit the figure is None
+        assert batched["users_per_s"] == max(r["users_per_s"] for r in within)
+    else:
+        assert batched["users_per_s"] is None and len(rows) == 1

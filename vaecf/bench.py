@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from vaecf.config import InputKind, ModelConfig, Pipeline, Precision, RunConfig, TrainConfig
 from vaecf.data.prepare import folder_name
@@ -30,6 +31,7 @@ from vaecf.errors import VaecfError
 from vaecf.flops import flops_per_user, output_gemm_flops
 from vaecf.io import read_json, write_json
 from vaecf.perf import gemm_rate, machine_info, mfu, peak_rss_bytes
+from vaecf.progress import Phase
 from vaecf.provenance import machine_name
 
 
@@ -97,6 +99,8 @@ def bench(*, dataset: str, data: Path | None, cache: Path, batch_sizes: Sequence
     record["rows"] = _finished_rows(record["rows"])
     done = {_key(r) for r in record["rows"]}
     hidden = ModelConfig().hidden[-1]  # the output layer's input width
+    todo = max(0, len(batch_sizes) * len(inputs) - len(done))
+    phase = Phase(todo, "bench", "configurations")  # closed after the loop; its thread is a daemon
     for batch in batch_sizes:
         batch = min(batch, split.train.shape[0])
         configs = [TrainConfig(batch_size=batch, input=kind, pipeline=pipeline, precision=precision, xla=xla)
@@ -117,7 +121,9 @@ def bench(*, dataset: str, data: Path | None, cache: Path, batch_sizes: Sequence
             record["rows"][-1] = {**row, "status": "done"}
             record["peak_rss_bytes"] = peak_rss_bytes()
             write_json(out, record)
-            print(_row_line(row), flush=True)
+            phase.advance(1, f"batch {batch}, {train.input} input")
+            tqdm.write(_row_line(row), file=sys.stdout)  # above the bar on a terminal
+    phase.close()
     if workers is not None and "workers" not in record:
         record["workers"] = _compare_workers(workers, batch_sizes[0])
         write_json(out, record)

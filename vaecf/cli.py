@@ -51,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help (0) or a parse error (2, already printed)
         return int(e.code or 0)
+    if getattr(args, "quiet", False):
+        from vaecf.progress import set_quiet
+
+        set_quiet(True)
     if args.needs_tensorflow:
         _load_tensorflow(args.verbose)
     return exit_code("vaecf", lambda: args.handler(args, argv),
@@ -156,6 +160,11 @@ def _command(sub: Any, name: str, help: str, run: Command, tensorflow: bool = Tr
     return p
 
 
+def _add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress (a bar on a terminal, lines with the "
+                                                        "elapsed time and ETA elsewhere)")
+
+
 def _add_data(sub: Any) -> None:
     data = sub.add_parser("data", help="prepare datasets").add_subparsers(required=True, metavar="ACTION")
     p = _command(data, "prepare", "apply the paper's protocol and write the split", _cmd_prepare, tensorflow=False)
@@ -175,6 +184,7 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--out", type=Path, required=True, help="run folder; the same command again resumes it")
     p.add_argument("--model", choices=get_args(ModelKind), default="vae", help="architecture")
     _add_train_options(p)
+    _add_quiet(p)
     p.add_argument("--hosts", help="multi-host Horovod, e.g. host1:4,host2:4 (default: this host only)")
 
 
@@ -209,6 +219,7 @@ def _add_compare(sub: Any) -> None:
                    "validation NDCG@100 (default: --precision alone)")
     p.add_argument("--out", type=Path, required=True, help="JSON record; a .md table is written beside it")
     _add_train_options(p)
+    _add_quiet(p)
 
 
 def _add_bench(sub: Any) -> None:
@@ -236,6 +247,7 @@ def _add_bench(sub: Any) -> None:
     p.add_argument("--requests", type=_at_least(1), default=1000, help="timed recommend requests with --serving")
     p.add_argument("-k", type=_at_least(1), default=20, help="items per recommend request with --serving")
     p.add_argument("--out", type=Path, help="the record (default: results/<machine>/bench-<time>.json)")
+    _add_quiet(p)
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:

@@ -25,6 +25,7 @@ from vaecf.errors import ConfigError
 from vaecf.integrity import read_record, write_record
 from vaecf.io import atomic_write, check_apart
 from vaecf.metrics import evaluate
+from vaecf.progress import Phase
 
 METRICS = ("ndcg@100", "recall@20", "recall@50")
 NEURAL: tuple[ModelKind, ...] = ("vae", "dae")
@@ -56,22 +57,27 @@ def compare(data: Path, models: Sequence[str], seeds: int, base: RunConfig, out:
         else {"data": split.stats, "results": {}}
     if record["data"]["cache_key"] != split.stats["cache_key"]:
         raise ConfigError("out", str(out), f"a record of the split in {data} (it holds another split's)")
-    for model in models:
-        if model not in NEURAL:
-            done = record["results"].setdefault(model, {"runs": []})
-            if not done["runs"]:
-                done["runs"].append(_baseline(model, split))
-                _save(out, record)
-            continue
-        for precision in precisions:
-            name = model if len(precisions) == 1 else f"{model} {precision}"
-            done = record["results"].setdefault(name, {"runs": []})
-            _check_resumable(out, name, done, _seeded(base, model, base.train.seed, precision))
-            for k in range(len(done["runs"]), seeds):
-                config = _seeded(base, model, base.train.seed + k, precision)
-                done["config"] = _as_recorded(config)
-                done["runs"].append({"seed": config.train.seed, **_train_and_test(split, config)})
-                _save(out, record)
+    neural = [m for m in models if m in NEURAL]
+    names = [m if len(precisions) == 1 else f"{m} {p}" for m in neural for p in precisions]
+    trained = sum(min(seeds, len(record["results"].get(name, {}).get("runs", []))) for name in names)
+    with Phase(len(neural) * len(precisions) * seeds, "compare", "trainings", done=trained) as phase:
+        for model in models:
+            if model not in NEURAL:
+                done = record["results"].setdefault(model, {"runs": []})
+                if not done["runs"]:
+                    done["runs"].append(_baseline(model, split))
+                    _save(out, record)
+                continue
+            for precision in precisions:
+                name = model if len(precisions) == 1 else f"{model} {precision}"
+                done = record["results"].setdefault(name, {"runs": []})
+                _check_resumable(out, name, done, _seeded(base, model, base.train.seed, precision))
+                for k in range(len(done["runs"]), seeds):
+                    config = _seeded(base, model, base.train.seed + k, precision)
+                    done["config"] = _as_recorded(config)
+                    done["runs"].append({"seed": config.train.seed, **_train_and_test(split, config)})
+                    _save(out, record)
+                    phase.advance(1, f"{name}, seed {config.train.seed}")
     return record
 
 
@@ -103,7 +109,7 @@ def _train_and_test(split: Split, config: RunConfig) -> dict[str, Any]:
     from vaecf.train import Trainer
 
     trainer = Trainer(split.n_items, config)
-    result = trainer.fit(split, log=EpochLog(None))
+    result = trainer.fit(split, log=EpochLog(None), show_progress=False)  # the comparison's own progress
     curve = {h["epoch"]: h["val_ndcg@100"] for h in result.history if "val_ndcg@100" in h}
     return {"best_epoch": result.best_epoch, "validation": result.best, "validation_ndcg_by_epoch": curve,
             "test": trainer.evaluate(split, "test").metrics, "train_s": result.train_seconds}

@@ -23,13 +23,18 @@ from vaecf.config import WARMUP_STEPS, RunConfig
 from vaecf.data.split import Split
 from vaecf.distributed import Local, World
 from vaecf.errors import DataError, TrainingError
+from vaecf.events import Point, write_events
 from vaecf.log import EpochLog, progress
 from vaecf.metrics import Evaluation, evaluate
 from vaecf.model import Loss, MultVAE
 from vaecf.optim import Adam, LossScale
 from vaecf.perf import device_peak_bytes, peak_rss_bytes
 from vaecf.pipeline import batch_spec, batches, epoch_order, to_sparse_tensor
+from vaecf.progress import Phase
 from vaecf.rundir import READ_FIX, RunDir
+
+EVENT_KEYS = ("loss", "neg_ll", "kl", "users_per_s", "val_ndcg@100", "val_recall@20", "val_recall@50")
+"""The history's scalars in a run folder's ``tensorboard/`` (by epoch, and by training seconds)."""
 
 
 @dataclass
@@ -229,6 +234,8 @@ class Trainer:
         if history and run is not None:
             state.read(str(run.state(history[-1]["ckpt"]))).assert_consumed()
         train_seconds = history[-1]["train_s"] if history else 0.0
+        phase = Phase(t.epochs, "epochs", "epochs", done=len(history),
+                      quiet=True if not main or show_progress is False else None)
         for epoch in range(len(history), t.epochs):
             stats = self.train_epoch(split.train, epoch, show_progress=show_progress and main)
             train_seconds += stats["epoch_s"]
@@ -248,6 +255,10 @@ class Trainer:
                 log.epoch(record)
                 if run is not None:
                     run.checkpointed(history, state.write)
+                    write_events(run.path / "tensorboard", [
+                        Point(h["epoch"], h["train_s"], {k: h[k] for k in EVENT_KEYS if k in h}) for h in history])
+            phase.advance(1, f"epoch {epoch}" + (f", best {best_epoch}" if best_epoch >= 0 else ""))
+        phase.close()
         # The model leaves fit() holding its best validation epoch's weights (rank 0 tracks them).
         if main:
             for v, w in zip(self.variables, best_weights):

@@ -32,9 +32,11 @@ def write_run(folder, budget_s: float = 20.0, target: float = 0.36) -> None:
                   "skip": s.skip, "train": dataclasses.asdict(s.train)} for s in STEPS]
     write_json(folder / "calibration.json", CALIBRATION)
     write_json(folder / "run.json", {
-        "ladder": {"name": "tiny", "mode": "ladder", "reference": None},
-        "budget": {"quality_dataset": "synthetic:tiny"}, "data": {"train_users": 480, "items": 300},
-        "machine": {"gpus": [], "cpu": "test CPU", "cores": 2, "cpu_flags": ["avx2"], "git_sha": "abc"},
+        "ladder": {"name": "tiny", "mode": "ladder", "reference": None, "description": "a test ladder"},
+        "budget": {"name": "smoke", "quality_dataset": "synthetic:tiny"}, "data": {"train_users": 480, "items": 300},
+        "machine": {"gpus": [], "cpu": "test CPU", "cores": 2, "cpu_flags": ["avx2"], "git_sha": "abc",
+                    "cuda": None, "cudnn": None, "python": "3.11", "versions": {"tensorflow": "2.21"}},
+        "started": "2026-01-01T00:00:00+0000",
         "steps": described, "target_ndcg": target, "budget_s": budget_s, "calibration": "calibration.json"})
     windows = {s.speed_key: {str(r): {"users_per_s": [USERS_PER_S[s.index] * f for f in (0.9, 1.1)],
                                       "users_per_s_median": USERS_PER_S[s.index] * (1 + 0.05 * (r - 1)),
@@ -102,9 +104,10 @@ def test_target_is_absolute_from_the_calibration_and_the_budget_from_the_origina
 def test_records_and_charts_are_strict_json_and_byte_stable(tmp_path) -> None:
     write_run(tmp_path)
     report.write_report(tmp_path)
-    first = {p.name: p.read_bytes() for p in tmp_path.glob("*.svg")}
+    first = {str(p.relative_to(tmp_path)): p.read_bytes()
+             for p in [*tmp_path.glob("*.svg"), *tmp_path.glob("*.html"), *tmp_path.glob("tensorboard/*/*")]}
     report.write_report(tmp_path)
-    assert {"ladder.svg", "quality_vs_time.svg", "time_to_target.svg"} <= set(first)
+    assert {"ladder.svg", "quality_vs_time.svg", "time_to_target.svg", "report.html"} <= set(first)
     assert all(first[name] == (tmp_path / name).read_bytes() for name in first)
     with pytest.raises(ValueError, match="non-finite"):
         write_json(tmp_path / "bad.json", {"users_per_s": float("nan")})
