@@ -5,6 +5,9 @@
     python -m ablations plot results/<machine>/<run-id> [...]
     python -m ablations list
     python -m ablations docs                            # refresh the README's and docs' tables
+    python -m ablations rates [RUN]                     # probe this machine's rates (the cost model's inputs)
+    python -m ablations project RUN --onto v100x4       # the run's ladder projected onto other hardware
+    python -m ablations heldout                         # the cost model against NVIDIA's and the talk's figures
 """
 
 from __future__ import annotations
@@ -43,6 +46,19 @@ def main(argv: list[str] | None = None) -> int:
     plot.add_argument("runs", type=Path, nargs="+", help="run folders")
     sub.add_parser("list", help="list the ladders")
     sub.add_parser("docs", help="refresh the tables that README.md and docs/ copy from records")
+    rates = sub.add_parser("rates", help="probe this machine's rates at a run's step shapes (rates.json)")
+    rates.add_argument("run", type=Path, nargs="?", help="run folder (default: the held-out check's shapes)")
+    rates.add_argument("--out", type=Path, help="record path (default RUN/rates.json, or "
+                       "results/<machine>/rates-heldout.json)")
+    project = sub.add_parser("project", help="project a run's ladder onto described hardware (no training)")
+    project.add_argument("run", type=Path, help="run folder")
+    project.add_argument("--onto", required=True, help="v100x1, v100x4, v100x8, a100x8, h100x1, ..., or here")
+    project.add_argument("--probe", type=Path, help="rates record (default RUN/rates.json)")
+    held = sub.add_parser("heldout", help="predict NVIDIA's published throughputs and the talk's step factors")
+    held.add_argument("--probe", type=Path, required=True,
+                      help="rates record of this machine (python -m ablations rates)")
+    held.add_argument("--out", type=Path, default=Path("results/projection/heldout"),
+                      help="writes OUT.json and OUT.md")
     args = p.parse_args(argv)
     return exit_code("ablations", lambda: _command(args),
                      "finished measurements are kept and the same command resumes")
@@ -70,6 +86,10 @@ def _command(args: argparse.Namespace) -> None:
                 raise VaecfError(f"{run_dir}: not a ladder run folder (no run.json)")
             write_report(run_dir)
             print(f"redrew {run_dir}")
+    elif args.command in ("rates", "project", "heldout"):
+        from ablations.project import command
+
+        command(args)
     elif args.command == "docs":
         from ablations.docs import sync
 

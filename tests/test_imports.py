@@ -46,7 +46,7 @@ def test_import_vaecf_does_not_import_tensorflow(tmp_path: Path) -> None:
     assert run.stdout.strip() == "[]", run.stderr
 
 
-@pytest.mark.parametrize("argv", [["plot", "--help"], ["list"], ["--help"]])
+@pytest.mark.parametrize("argv", [["plot", "--help"], ["list"], ["--help"], ["project", "--help"]])
 def test_ablations_light_commands_do_not_import_tensorflow(argv: list[str], tmp_path: Path) -> None:
     assert _modules_after("ablations.__main__", argv, tmp_path) == "0 []"
 
@@ -56,3 +56,11 @@ def test_library_modules_do_not_import_the_command_line(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(ROOT)},
                          capture_output=True, text=True, timeout=120)
     assert run.stdout.strip() == "False", run.stderr
+
+
+def test_the_cost_model_and_projections_do_not_import_tensorflow(tmp_path: Path) -> None:
+    probe = ("import sys, vaecf.costmodel, ablations.project, ablations.rates; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))[:3])")
+    run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=120)
+    assert run.stdout.strip() == "[]", run.stderr

@@ -1,0 +1,135 @@
+"""The probe: this machine's rates at a ladder's step shapes, the cost model's measured inputs.
+
+``vaecf.costmodel`` needs, from the machine at hand: the host's batch preparation per step
+(dense conversion or CSR slicing, at each step's per-worker batch: the feed pipeline's own code,
+``vaecf.pipeline.batches``), the framework's fixed cost of one step (a training step at a
+negligible shape), the memory bandwidth an elementwise TensorFlow op reaches, and the GEMM rate
+at each (per-worker batch, precision) (``vaecf.perf.gemm_rate``, as the speed ceilings). The
+probe measures them in a child process (the runner never imports TensorFlow) and records them as
+``rates.json`` in the run folder (or where ``--out`` says).
+
+Child entry point: ``python -m ablations.rates JOB.json OUT.json``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ablations.jobs import run_job
+from vaecf.config import ModelConfig, TrainConfig
+from vaecf.integrity import read_record, write_record
+from vaecf.io import read_json
+from vaecf.provenance import machine_name
+
+REPEATS = 7
+"""Batches prepared per (input, batch); the median is kept."""
+BANDWIDTH_FLOATS = 1 << 25
+"""Elements of the bandwidth probe's tensor (128 MiB in float32): far beyond any cache."""
+
+
+def needs(trains: Iterable[TrainConfig], gemm: bool = True) -> dict[str, list[Any]]:
+    """The shapes a set of step configurations is predicted at: host (input, batch), GEMM (batch, precision).
+
+    ``gemm=False``: host figures only (a projection onto GPUs takes its rates from their descriptions).
+    """
+    per_worker = [(t, t.global_batch // t.workers) for t in trains]
+    return {"host": sorted({(t.input, b) for t, b in per_worker}),
+            "gemm": sorted({(b, t.precision) for t, b in per_worker}) if gemm else []}
+
+
+def missing(record: dict[str, Any], job: dict[str, list[Any]]) -> bool:
+    have_host, have_gemm = record.get("host_prep_s", {}), record.get("gemm_flops", {})
+    return (any(f"{k},{b}" not in have_host for k, b in job["host"])
+            or any(f"{b},{p}" not in have_gemm for b, p in job["gemm"]))
+
+
+def ensure(path: Path, trains: Iterable[TrainConfig], items: int, log: Callable[[str], None],
+           gemm: bool = True) -> dict[str, Any]:
+    """The probe record at ``path``, measured (in a child) unless it already covers every shape."""
+    job: dict[str, Any] = needs(trains, gemm)
+    if path.is_file():
+        record = read_record(path, "delete it and rerun: the probe takes a minute")
+        if not missing(record, job):
+            return record
+    log(f"probing this machine's rates at {len(job['gemm'])} GEMM and {len(job['host'])} host shapes")
+    job["items"] = items
+    record = run_job("ablations.rates", job, path.with_suffix(""), 1, "auto", path.with_suffix(".log"),
+                     "the probe of this machine's rates")
+    write_record(path, record)
+    return record
+
+
+def host_prep_seconds(matrix: Any, kind: str, batch: int) -> float:
+    """Median seconds of the feed pipeline preparing one batch of ``kind`` (tensor made, on the host)."""
+    from vaecf.pipeline import batches
+
+    order = np.random.default_rng(0).permutation(matrix.shape[0])[: batch * REPEATS]
+    it = batches(matrix, order, batch, kind, "feed")  # type: ignore[arg-type]
+    times = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        next(it)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def step_overhead_seconds() -> float:
+    """Median seconds of a training step at a negligible shape: the framework's fixed cost per step."""
+    from vaecf.config import RunConfig
+    from vaecf.train import Trainer
+
+    tiny = _tiny_rows(256, 32)
+    config = RunConfig(model=ModelConfig(hidden=(8,), latent=4), train=TrainConfig(batch_size=8, pipeline="feed"))
+    trainer = Trainer(tiny.shape[1], config, warmup_steps=3)
+    trainer.train_epoch(tiny, 0, show_progress=False)
+    return float(np.median([8 / u for u in trainer.throughput.users_per_s]))
+
+
+def memory_bandwidth() -> float:
+    """Bytes/s of an elementwise TensorFlow op (one read, one write) on a tensor far beyond the caches."""
+    import tensorflow as tf
+
+    from vaecf.perf import best_time
+
+    x = tf.random.uniform([BANDWIDTH_FLOATS])
+    scale = tf.function(lambda: tf.reduce_sum((x * 1.0001)[:1]))
+    return 2 * 4 * BANDWIDTH_FLOATS / best_time(scale, 5)
+
+
+def _tiny_rows(users: int, items: int) -> Any:
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    return sp.csr_matrix((rng.random((users, items)) < 0.2).astype(np.float32))
+
+
+def child_main(job_path: Path, out_path: Path) -> None:
+    from ablations.speed import workload
+    from vaecf.perf import gemm_rate
+
+    job = read_json(job_path)
+    largest = max(b for _, b in job["host"])
+    matrix = workload(largest * REPEATS, job["items"], seed=1)
+    record = {
+        "machine": machine_name(),
+        "items": job["items"],
+        "mean_items": matrix.nnz / matrix.shape[0],
+        "host_prep_s": {f"{k},{b}": host_prep_seconds(matrix, k, b) for k, b in job["host"]},
+        "overhead_s": step_overhead_seconds(),
+        "memory_bw": memory_bandwidth(),
+        "gemm_flops": {f"{b},{p}": gemm_rate(b, ModelConfig().hidden[-1], job["items"], p, repeats=2)
+                       for b, p in job["gemm"]},
+    }
+    write_record(out_path, record)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m ablations.rates JOB.json OUT.json")
+    child_main(Path(sys.argv[1]), Path(sys.argv[2]))
