@@ -25,7 +25,7 @@ from ablations.jobs import run_job
 from vaecf.config import ModelConfig, TrainConfig
 from vaecf.integrity import read_record, write_record
 from vaecf.io import read_json
-from vaecf.provenance import machine_name
+from vaecf.provenance import machine_name, provenance
 
 REPEATS = 7
 """Batches prepared per (input, batch); the median is kept."""
@@ -118,6 +118,7 @@ def child_main(job_path: Path, out_path: Path) -> None:
     matrix = workload(largest * REPEATS, job["items"], seed=1)
     record = {
         "machine": machine_name(),
+        "provenance": provenance(),
         "items": job["items"],
         "mean_items": matrix.nnz / matrix.shape[0],
         "host_prep_s": {f"{k},{b}": host_prep_seconds(matrix, k, b) for k, b in job["host"]},
