@@ -4,7 +4,9 @@
 (dense conversion or CSR slicing, at each step's per-worker batch: the feed pipeline's own code,
 ``vaecf.pipeline.batches``), the framework's fixed cost of one step (a training step at a
 negligible shape), the memory bandwidth an elementwise TensorFlow op reaches, and the GEMM rate
-at each (per-worker batch, precision) (``vaecf.perf.gemm_rate``, as the speed ceilings). The
+at each (per-worker batch, precision) (``vaecf.perf.gemm_rate``, as the speed ceilings). Host
+figures are CPU times (wall times are kept beside them): a core's cost of the work, whatever else
+shares the machine; the rates are best-of wall times, low when the machine is loaded. The
 probe measures them in a child process (the runner never imports TensorFlow) and records them as
 ``rates.json`` in the run folder (or where ``--out`` says).
 
@@ -13,6 +15,7 @@ Child entry point: ``python -m ablations.rates JOB.json OUT.json``.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -65,22 +68,32 @@ def ensure(path: Path, trains: Iterable[TrainConfig], items: int, log: Callable[
     return record
 
 
-def host_prep_seconds(matrix: Any, kind: str, batch: int) -> float:
-    """Median seconds of the feed pipeline preparing one batch of ``kind`` (tensor made, on the host)."""
+def host_prep_seconds(matrix: Any, kind: str, batch: int) -> dict[str, float]:
+    """The feed pipeline preparing one batch of ``kind`` (tensor made, on the host): median seconds.
+
+    ``cpu``: the preparing thread's CPU time, what the work costs on a core of its own (this
+    machine's cores are shared with other work; wall time then counts the waiting too); ``wall``:
+    elapsed time, as it was here.
+    """
     from vaecf.pipeline import batches
 
     order = np.random.default_rng(0).permutation(matrix.shape[0])[: batch * REPEATS]
     it = batches(matrix, order, batch, kind, "feed")  # type: ignore[arg-type]
-    times = []
+    cpu, wall = [], []
     for _ in range(REPEATS):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.thread_time()
         next(it)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+        cpu.append(time.thread_time() - start_cpu)
+        wall.append(time.perf_counter() - start)
+    return {"cpu": float(np.median(cpu)), "wall": float(np.median(wall))}
 
 
-def step_overhead_seconds() -> float:
-    """Median seconds of a training step at a negligible shape: the framework's fixed cost per step."""
+def step_overhead_seconds() -> dict[str, float]:
+    """A training step at a negligible shape, the framework's fixed cost per step: seconds per step.
+
+    ``cpu``: the process's CPU time per step (all its threads), ``wall``: elapsed, over a second,
+    warm epoch of 32 steps.
+    """
     from vaecf.config import RunConfig
     from vaecf.train import Trainer
 
@@ -88,7 +101,9 @@ def step_overhead_seconds() -> float:
     config = RunConfig(model=ModelConfig(hidden=(8,), latent=4), train=TrainConfig(batch_size=8, pipeline="feed"))
     trainer = Trainer(tiny.shape[1], config, warmup_steps=3)
     trainer.train_epoch(tiny, 0, show_progress=False)
-    return float(np.median([8 / u for u in trainer.throughput.users_per_s]))
+    start, start_cpu = time.perf_counter(), time.process_time()
+    steps = trainer.train_epoch(tiny, 1, show_progress=False)["steps"]
+    return {"cpu": (time.process_time() - start_cpu) / steps, "wall": (time.perf_counter() - start) / steps}
 
 
 def memory_bandwidth() -> float:
@@ -116,17 +131,25 @@ def child_main(job_path: Path, out_path: Path) -> None:
     job = read_json(job_path)
     largest = max(b for _, b in job["host"])
     matrix = workload(largest * REPEATS, job["items"], seed=1)
-    record = {
+    record: dict[str, Any] = {
         "machine": machine_name(),
         "provenance": provenance(),
         "items": job["items"],
         "mean_items": matrix.nnz / matrix.shape[0],
-        "host_prep_s": {f"{k},{b}": host_prep_seconds(matrix, k, b) for k, b in job["host"]},
-        "overhead_s": step_overhead_seconds(),
+        "load_average": list(os.getloadavg()),
+    }
+    host = {f"{k},{b}": host_prep_seconds(matrix, k, b) for k, b in job["host"]}
+    overhead = step_overhead_seconds()
+    record |= {
+        # The model's inputs are the CPU times: the work's cost on a core of its own.
+        "host_prep_s": {key: t["cpu"] for key, t in host.items()},
+        "overhead_s": overhead["cpu"],
+        "wall_s": {"host_prep": {key: t["wall"] for key, t in host.items()}, "overhead": overhead["wall"]},
         "memory_bw": memory_bandwidth(),
         "gemm_flops": {f"{b},{p}": gemm_rate(b, ModelConfig().hidden[-1], job["items"], p, repeats=2)
                        for b, p in job["gemm"]},
     }
+    record["load_average_after"] = list(os.getloadavg())
     write_record(out_path, record)
 
 
