@@ -95,9 +95,11 @@ def project_run(run_dir: Path, onto: str, rates_path: Path | None = None) -> dic
     run = read_record(run_dir / "run.json", "the run folder is damaged")
     speed = read_record(run_dir / "speed.json", "the run folder is damaged")
     hw = hardware(onto, rates)
-    if onto == "here" and rates["machine"] != run["machine"]:
-        raise VaecfError(f"--onto here: the probe was made on {rates['machine']!r}, the run on {run['machine']!r}; "
-                         "probe the run's own machine")
+    probe_cpu = {k: rates.get("provenance", {}).get(k) for k in ("cpu", "cpu_flags", "cores")}
+    run_cpu = {k: run["machine"].get(k) for k in probe_cpu}
+    if onto == "here" and probe_cpu != run_cpu:
+        raise VaecfError(f"--onto here: the probe was made on {probe_cpu}, the run on {run_cpu}; "
+                         f"probe the run's own machine (python -m ablations rates {run_dir})")
     rows = []
     for s in run["steps"]:
         row: dict[str, Any] = {"name": s["name"], "skip": s["skip"], "note": None}
@@ -116,7 +118,7 @@ def project_run(run_dir: Path, onto: str, rates_path: Path | None = None) -> dic
             row.update(_prediction(predict(shape, hw, host_cost(rates, train, str(rates_path))), shape))
         rows.append(row)
     return {"run": str(run_dir), "onto": onto, "hardware": hw.name, "specs_only": hw.specs_only,
-            "probe": str(rates_path), "probe_machine": rates["machine"], "run_machine": run["machine"],
+            "probe": str(rates_path), "probe_machine": rates["machine"], "run_machine": run_dir.resolve().parent.name,
             "reference": run["ladder"].get("reference"), "rows": rows}
 
 

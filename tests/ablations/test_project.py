@@ -14,7 +14,9 @@ from vaecf.io import write_json
 STEPS = [Step(0, "baseline", "", TrainConfig(input="dense", pipeline="feed", batch_size=100)),
          Step(1, "sparse input", "", TrainConfig(input="sparse", pipeline="feed", batch_size=100)),
          Step(2, "four workers", "", TrainConfig(input="sparse", batch_size=100, workers=4, batch_scope="worker"))]
-RATES = {"machine": "fake", "items": 20_108, "mean_items": 73.0, "overhead_s": 0.001, "memory_bw": 1e10,
+CPU = {"cpu": "a fake CPU", "cpu_flags": ["avx2"], "cores": 2}
+RATES = {"machine": "fake", "provenance": CPU, "items": 20_108, "mean_items": 73.0, "overhead_s": 0.001,
+         "memory_bw": 1e10,
          "host_prep_s": {"dense,100": 0.05, "sparse,100": 0.002},
          "gemm_flops": {"100,float32": 1e11}}
 
@@ -22,7 +24,8 @@ RATES = {"machine": "fake", "items": 20_108, "mean_items": 73.0, "overhead_s": 0
 def fake_run(folder: Path, rates: dict | None = RATES) -> Path:
     steps = [{"index": s.index, "name": s.name, "change": "", "train": dataclasses.asdict(s.train), "skip": None,
               "notes": []} for s in STEPS]
-    write_json(folder / "run.json", {"machine": "fake", "ladder": {"reference": "case-study"}, "steps": steps})
+    write_json(folder / "run.json", {"machine": {"hostname": "vm", **CPU}, "ladder": {"reference": "case-study"},
+                                     "steps": steps})
     window = {"peak_rss_bytes": None, "device_peak_bytes": None}
     write_json(folder / "speed.json", {
         "windows": {s.speed_key: {"0": {"users_per_s": [u], "users_per_s_median": u, **window}}
@@ -81,8 +84,9 @@ def test_project_refuses_a_probe_without_the_steps_shapes(tmp_path: Path, capsys
 
 
 def test_here_refuses_a_probe_of_another_machine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["project", str(fake_run(tmp_path, {**RATES, "machine": "other"})), "--onto", "here"]) == 2
-    assert "the probe was made on 'other'" in capsys.readouterr().err
+    other = {**RATES, "provenance": {**CPU, "cpu": "another CPU"}}
+    assert main(["project", str(fake_run(tmp_path, other)), "--onto", "here"]) == 2
+    assert "the probe was made on {'cpu': 'another CPU'" in capsys.readouterr().err
 
 
 def test_heldout_covers_nvidias_rows_and_the_talks_steps() -> None:
