@@ -48,6 +48,9 @@ Assumptions (each is a place where the model can be wrong; the held-out check na
    overlapped with the backward pass. On a CPU the N workers share the cores and the memory
    bus: each part is N times as long, and the all-reduce runs over memory with no latency term
    (not measured).
+10. XLA is not modelled: a step compiled by XLA is predicted as the same step without it (the
+   fusion it may bring would remove users x items passes). Nor is the CPU's bfloat16 substitute:
+   projecting a CPU run onto a GPU without bfloat16 (V100) predicts its float16 step.
 """
 
 from __future__ import annotations
