@@ -196,7 +196,8 @@ def projection_table(proj: dict[str, Any]) -> str:
     label = f"projected onto {proj['hardware']}" + (" (specs only)" if proj["specs_only"] else "")
     check = proj["onto"] == "here"  # the CPU check: the same machine, so a residual
     lines = [f"| step | measured users/s ({proj['run_machine']}) | {label}: users/s | "
-             + ("residual | " if check else "") + " | ".join(f"{g} ms" for g in GROUPS) + " | bound by | notes |",
+             + ("residual | " if check else "") + " | ".join(f"{g} (ms/update)" for g in GROUPS)
+             + " | bound by | notes |",
              "|---|---|---|" + "---|" * (len(GROUPS) + check) + "---|---|"]
     for r in proj["rows"]:
         measured = f"{r['measured_users_per_s']:,.0f}" if "measured_users_per_s" in r else "-"
@@ -233,18 +234,19 @@ def _chart(proj: dict[str, Any], talk: dict[str, Any] | None, stem: Path) -> lis
     plt.rcParams["svg.hashsalt"] = "vaecf"  # byte-stable SVGs, as ablations.charts
     rows = [r for r in proj["rows"] if "projected_users_per_s" in r]
     names = [r["name"] for r in rows]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.8))
     bottom = [0.0] * len(rows)
     for (group, keys), colour in zip(GROUPS.items(), ("#3b75af", "#e39c3b", "#8c8c8c", "#2e8b57")):
-        ms = [sum(r["visible_s"][k] for k in keys) * 1e3 for r in rows]
+        # per 1,000 users, so that steps with different batches compare
+        ms = [sum(r["visible_s"][k] for k in keys) * 1e6 / r["global_batch"] for r in rows]
         left.barh(names, ms, left=bottom, color=colour, label=group)
         bottom = [b + m for b, m in zip(bottom, ms)]
     left.invert_yaxis()
-    left.set_xlabel("projected ms per update (critical path)")
+    left.set_xlabel("projected ms per 1,000 users (the update's critical path)")
     left.set_title(f"PROJECTED onto {proj['hardware']}", fontsize=10)
-    left.legend(fontsize=8, loc="lower right")
+    left.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=4)
     first_m, first_p = rows[0]["measured_users_per_s"], rows[0]["projected_users_per_s"]
-    series = [("measured here (" + proj["run_machine"] + ")", [r["measured_users_per_s"] / first_m for r in rows],
+    series = [("measured (" + proj["run_machine"] + ")", [r["measured_users_per_s"] / first_m for r in rows],
                "#3b75af"),
               ("PROJECTED " + proj["onto"], [r["projected_users_per_s"] / first_p for r in rows], "#e39c3b")]
     if talk:
@@ -258,7 +260,7 @@ def _chart(proj: dict[str, Any], talk: dict[str, Any] | None, stem: Path) -> lis
     right.invert_yaxis()
     right.set_xscale("log")
     right.set_xlabel("speed-up over the first step (x, log)")
-    right.legend(fontsize=8, loc="lower right")
+    right.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3)
     fig.suptitle(f"{Path(proj['run']).name}: measured ladder and its projection (host from the probe on "
                  f"{proj['probe_machine']})", fontsize=10)
     fig.tight_layout()
