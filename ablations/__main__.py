@@ -74,6 +74,10 @@ def _command(args: argparse.Namespace) -> None:
         print((run_dir / "table.md").read_text())
         print("charts: " + ", ".join(str(run_dir / f"{c}.png") for c in ("ladder", "quality_vs_time",
                                                                          "time_to_target")))
+        from ablations.project import PROJECTED, project_run, summary_line
+
+        for onto in PROJECTED:  # tables and charts: python -m ablations project RUN --onto ...
+            print(summary_line(project_run(run_dir, onto)))
     elif args.command == "calibrate":
         from ablations.runner import calibrate_only
 

@@ -127,6 +127,24 @@ def _prediction(p: Prediction, shape: StepShape) -> dict[str, Any]:
             "parts_s": p.parts, "visible_s": p.visible, "global_batch": shape.batch * shape.workers}
 
 
+PROJECTED = ("v100x4", "a100x8", "h100x1")
+"""The machines a finished ladder run is projected onto in one line each (``python -m ablations run``)."""
+
+
+def summary_line(proj: dict[str, Any]) -> str:
+    """One line: the projected ladder's first and last step and what bounds the last."""
+    rows = [r for r in proj["rows"] if "projected_users_per_s" in r]
+    if not rows:
+        return f"projected onto {proj['hardware']}: no step fits ({proj['rows'][0]['skip']})"
+    first, last = rows[0], rows[-1]
+    groups = {g: sum(last["visible_s"][k] for k in keys) for g, keys in GROUPS.items()}
+    return (f"projected onto {proj['hardware']}{' (specs only)' if proj['specs_only'] else ''}: "
+            f"{first['name']} {first['projected_users_per_s']:,.0f} -> {last['name']} "
+            f"{last['projected_users_per_s']:,.0f} users/s "
+            f"({last['projected_users_per_s'] / first['projected_users_per_s']:.1f}x), "
+            f"the last bound by {max(groups, key=lambda g: groups[g])}")
+
+
 # -- the held-out check ---------------------------------------------------------------------------
 
 def heldout(rates: dict[str, Any], rates_path: str) -> dict[str, Any]:

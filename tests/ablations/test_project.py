@@ -103,3 +103,11 @@ def test_the_cpu_check_table_has_residuals(tmp_path: Path) -> None:
     table = project.projection_table(proj)
     predicted = proj["rows"][0]["projected_users_per_s"]
     assert f"| {predicted / 100.0 - 1:+.0%} |" in table
+
+
+def test_summary_line_names_the_machine_the_ends_and_the_bound(tmp_path: Path) -> None:
+    line = project.summary_line(project.project_run(fake_run(tmp_path), "v100x4"))
+    assert line.startswith("projected onto v100x4 (specs only): baseline ")
+    assert "-> four workers" in line and "the last bound by" in line and "\n" not in line
+    assert "no step fits (needs 4 GPUs)" in project.summary_line(
+        {**project.project_run(tmp_path, "h100x1"), "rows": [{"name": "x", "skip": "needs 4 GPUs"}]})
