@@ -6,6 +6,9 @@
     python -m ablations report results/<machine>/<run-id> [--out FILE.html]   # the run in one HTML file
     python -m ablations list
     python -m ablations docs                            # refresh the README's and docs' tables
+    python -m ablations rates [RUN]                     # probe this machine's rates (the cost model's inputs)
+    python -m ablations project RUN --onto v100x4       # the run's ladder projected onto other hardware
+    python -m ablations heldout                         # the cost model against NVIDIA's and the talk's figures
 """
 
 from __future__ import annotations
@@ -50,6 +53,19 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--out", type=Path, help="the HTML page (default RUN/report.html)")
     sub.add_parser("list", help="list the ladders")
     sub.add_parser("docs", help="refresh the tables that README.md and docs/ copy from records")
+    rates = sub.add_parser("rates", help="probe this machine's rates at a run's step shapes (rates.json)")
+    rates.add_argument("run", type=Path, nargs="?", help="run folder (default: the held-out check's shapes)")
+    rates.add_argument("--out", type=Path, help="record path (default RUN/rates.json, or "
+                       "results/<machine>/rates-heldout.json)")
+    project = sub.add_parser("project", help="project a run's ladder onto described hardware (no training)")
+    project.add_argument("run", type=Path, help="run folder")
+    project.add_argument("--onto", required=True, help="v100x1, v100x4, v100x8, a100x8, h100x1, ..., or here")
+    project.add_argument("--probe", type=Path, help="rates record (default RUN/rates.json)")
+    held = sub.add_parser("heldout", help="predict NVIDIA's published throughputs and the talk's step factors")
+    held.add_argument("--probe", type=Path, required=True,
+                      help="rates record of this machine (python -m ablations rates)")
+    held.add_argument("--out", type=Path, default=Path("results/projection/heldout"),
+                      help="writes OUT.json and OUT.md")
     args = p.parse_args(argv)
     return exit_code("ablations", lambda: _command(args),
                      "finished measurements are kept and the same command resumes")
@@ -67,6 +83,10 @@ def _command(args: argparse.Namespace) -> None:
         print((run_dir / "table.md").read_text())
         print("charts: " + ", ".join(str(run_dir / f"{c}.png") for c in ("ladder", "quality_vs_time",
                                                                          "time_to_target")))
+        from ablations.project import PROJECTED, project_run, summary_line
+
+        for onto in PROJECTED:  # tables and charts: python -m ablations project RUN --onto ...
+            print(summary_line(project_run(run_dir, onto)))
     elif args.command == "calibrate":
         from ablations.runner import calibrate_only
 
@@ -87,6 +107,10 @@ def _command(args: argparse.Namespace) -> None:
         page = args.out or args.run / "report.html"
         write_report(args.run, page)
         print(f"report: {page}")
+    elif args.command in ("rates", "project", "heldout"):
+        from ablations.project import command
+
+        command(args)
     elif args.command == "docs":
         from ablations.docs import sync
 

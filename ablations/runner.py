@@ -16,7 +16,8 @@ A run, in order (each part recorded as it finishes, so a killed run resumes wher
 5. The report (``ablations.report``): table and charts, from the records alone.
 
 Folder ``results/<machine>/<ladder>-<budget>/``: ``run.json`` (identity, provenance, steps),
-``speed.json``, ``quality/*.json``, the calibration it used, tables and charts. A run refuses
+``speed.json``, ``rates.json`` (the cost model's probe, ``ablations.rates``), ``quality/*.json``, the
+calibration it used, tables and charts. A run refuses
 to resume when the code (git sha) or the library versions changed since it started.
 """
 
@@ -35,7 +36,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ablations import quality, speed
+from ablations import quality, rates, speed
 from ablations.jobs import REDO
 from ablations.ladder import BUDGETS, PAPER_CODE_PATH, Budget, Hardware, Ladder, Step, resolve
 from vaecf import children
@@ -100,6 +101,7 @@ def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None
         steps = resolve(ladder, hardware, budget, train_users)
     reference = Step(-1, "the original code path (time budget)", "", PAPER_CODE_PATH)
     speeds = speed.measure([*steps, reference], run_dir, budget, data_cache, log)
+    rates.ensure(run_dir / "rates.json", [s.train for s in steps if s.skip is None], budget.speed_items, log)
     spu = {s.speed_key: speed.summarise(speeds, s)["seconds_per_update"]
            for s in [*steps, reference] if s.skip is None}
     target, budget_s = budget_and_target(calibration["summary"], budget.target_fraction, budget.time_factor,

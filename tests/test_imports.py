@@ -46,7 +46,7 @@ def test_import_vaecf_does_not_import_tensorflow(tmp_path: Path) -> None:
     assert run.stdout.strip() == "[]", run.stderr
 
 
-@pytest.mark.parametrize("argv", [["plot", "--help"], ["list"], ["--help"]])
+@pytest.mark.parametrize("argv", [["plot", "--help"], ["list"], ["--help"], ["project", "--help"]])
 def test_ablations_light_commands_do_not_import_tensorflow(argv: list[str], tmp_path: Path) -> None:
     assert _modules_after("ablations.__main__", argv, tmp_path) == "0 []"
 
@@ -69,3 +69,11 @@ def test_ablations_report_does_not_import_tensorflow(tmp_path: Path) -> None:
     assert _modules_after("ablations.__main__", argv, tmp_path) == "0 []"
     assert (tmp_path / "page.html").read_text().startswith("<!doctype html>")
     assert next((run / "tensorboard" / "00-baseline").glob("events.out.tfevents*")).stat().st_size > 0
+
+
+def test_the_cost_model_and_projections_do_not_import_tensorflow(tmp_path: Path) -> None:
+    probe = ("import sys, vaecf.costmodel, ablations.project, ablations.rates; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))[:3])")
+    run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=120)
+    assert run.stdout.strip() == "[]", run.stderr

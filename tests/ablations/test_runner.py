@@ -38,7 +38,7 @@ def test_tiny_ladder_runs_resumes_and_refuses_changed_code(tmp_path, monkeypatch
                   hardware=Hardware(gpus=0, cores=2, horovod=False), log=lambda *a: None)
     run_dir = runner.run_ladder(str(path), "smoke", **kwargs)
 
-    for name in ("run.json", "speed.json", "quality/00-baseline.json", "table.md", "table.csv",
+    for name in ("run.json", "speed.json", "rates.json", "quality/00-baseline.json", "table.md", "table.csv",
                  "ladder.svg", "quality_vs_time.svg", "time_to_target.svg"):
         assert (run_dir / name).is_file(), name
     assert (tmp_path / "results" / "calibration" / "synthetic_tiny.json").is_file()

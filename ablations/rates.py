@@ -1,0 +1,161 @@
+"""The probe: this machine's rates at a ladder's step shapes, the cost model's measured inputs.
+
+``vaecf.costmodel`` needs, from the machine at hand: the host's batch preparation per step
+(dense conversion or CSR slicing, at each step's per-worker batch: the feed pipeline's own code,
+``vaecf.pipeline.batches``), the framework's fixed cost of one step (a training step at a
+negligible shape), the memory bandwidth an elementwise TensorFlow op reaches, and the GEMM rate
+at each (per-worker batch, precision) (``vaecf.perf.gemm_rate``, as the speed ceilings). Host
+figures are CPU times (wall times are kept beside them): a core's cost of the work, whatever else
+shares the machine; the rates are best-of wall times, low when the machine is loaded. The
+probe measures them in a child process (the runner never imports TensorFlow) and records them as
+``rates.json`` in the run folder (or where ``--out`` says).
+
+Child entry point: ``python -m ablations.rates JOB.json OUT.json``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ablations.jobs import run_job
+from vaecf.config import ModelConfig, TrainConfig
+from vaecf.integrity import read_record, write_record
+from vaecf.io import read_json
+from vaecf.provenance import machine_name, provenance
+
+REPEATS = 7
+"""Batches prepared per (input, batch)."""
+BANDWIDTH_FLOATS = 1 << 25
+"""Elements of the bandwidth probe's tensor (128 MiB in float32): far beyond any cache."""
+
+
+def needs(trains: Iterable[TrainConfig], gemm: bool = True) -> dict[str, list[Any]]:
+    """The shapes a set of step configurations is predicted at: host (input, batch), GEMM (batch, precision).
+
+    ``gemm=False``: host figures only (a projection onto GPUs takes its rates from their descriptions).
+    """
+    per_worker = [(t, t.global_batch // t.workers) for t in trains]
+    return {"host": sorted({(t.input, b) for t, b in per_worker}),
+            "gemm": sorted({(b, t.precision) for t, b in per_worker}) if gemm else []}
+
+
+def missing(record: dict[str, Any], job: dict[str, list[Any]]) -> bool:
+    have_host, have_gemm = record.get("host_prep_s", {}), record.get("gemm_flops", {})
+    return (any(f"{k},{b}" not in have_host for k, b in job["host"])
+            or any(f"{b},{p}" not in have_gemm for b, p in job["gemm"]))
+
+
+def ensure(path: Path, trains: Iterable[TrainConfig], items: int, log: Callable[[str], None],
+           gemm: bool = True) -> dict[str, Any]:
+    """The probe record at ``path``, measured (in a child) unless it already covers every shape."""
+    job: dict[str, Any] = needs(trains, gemm)
+    if path.is_file():
+        record = read_record(path, "delete it and rerun: the probe takes a minute")
+        if not missing(record, job):
+            return record
+    log(f"probing this machine's rates at {len(job['gemm'])} GEMM and {len(job['host'])} host shapes")
+    job["items"] = items
+    record = run_job("ablations.rates", job, path.with_suffix(""), 1, "auto", path.with_suffix(".log"),
+                     "the probe of this machine's rates")
+    write_record(path, record)
+    path.with_suffix(".log").unlink(missing_ok=True)  # the child's log is kept only when it failed
+    return record
+
+
+def host_prep_seconds(matrix: Any, kind: str, batch: int) -> dict[str, float]:
+    """The feed pipeline preparing one batch of ``kind`` (tensor made, on the host): seconds.
+
+    ``cpu``: the preparing thread's least CPU time over the batches, what the work costs on a core
+    of its own (this machine's cores are shared with other work: wall time counts the waiting, and
+    a shared core's caches and memory bus inflate even CPU time, never deflate it); ``wall``: the
+    median elapsed time, as it was here.
+    """
+    from vaecf.pipeline import batches
+
+    order = np.random.default_rng(0).permutation(matrix.shape[0])[: batch * REPEATS]
+    it = batches(matrix, order, batch, kind, "feed")  # type: ignore[arg-type]
+    cpu, wall = [], []
+    for _ in range(REPEATS):
+        start, start_cpu = time.perf_counter(), time.thread_time()
+        next(it)
+        cpu.append(time.thread_time() - start_cpu)
+        wall.append(time.perf_counter() - start)
+    return {"cpu": float(np.min(cpu)), "wall": float(np.median(wall))}
+
+
+def step_overhead_seconds() -> dict[str, float]:
+    """A training step at a negligible shape, the framework's fixed cost per step: seconds per step.
+
+    ``cpu``: the process's CPU time per step (all its threads), ``wall``: elapsed, over a second,
+    warm epoch of 32 steps.
+    """
+    from vaecf.config import RunConfig
+    from vaecf.train import Trainer
+
+    tiny = _tiny_rows(256, 32)
+    config = RunConfig(model=ModelConfig(hidden=(8,), latent=4), train=TrainConfig(batch_size=8, pipeline="feed"))
+    trainer = Trainer(tiny.shape[1], config, warmup_steps=3)
+    trainer.train_epoch(tiny, 0, show_progress=False)
+    start, start_cpu = time.perf_counter(), time.process_time()
+    steps = trainer.train_epoch(tiny, 1, show_progress=False)["steps"]
+    return {"cpu": (time.process_time() - start_cpu) / steps, "wall": (time.perf_counter() - start) / steps}
+
+
+def memory_bandwidth() -> float:
+    """Bytes/s of an elementwise TensorFlow op (one read, one write) on a tensor far beyond the caches."""
+    import tensorflow as tf
+
+    from vaecf.perf import best_time
+
+    x = tf.random.uniform([BANDWIDTH_FLOATS])
+    scale = tf.function(lambda: tf.reduce_sum((x * 1.0001)[:1]))
+    return 2 * 4 * BANDWIDTH_FLOATS / best_time(scale, 5)
+
+
+def _tiny_rows(users: int, items: int) -> Any:
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    return sp.csr_matrix((rng.random((users, items)) < 0.2).astype(np.float32))
+
+
+def child_main(job_path: Path, out_path: Path) -> None:
+    from ablations.speed import workload
+    from vaecf.perf import gemm_rate
+
+    job = read_json(job_path)
+    largest = max(b for _, b in job["host"])
+    matrix = workload(largest * REPEATS, job["items"], seed=1)
+    record: dict[str, Any] = {
+        "machine": machine_name(),
+        "provenance": provenance(),
+        "items": job["items"],
+        "mean_items": matrix.nnz / matrix.shape[0],
+        "load_average": list(os.getloadavg()),
+    }
+    host = {f"{k},{b}": host_prep_seconds(matrix, k, b) for k, b in job["host"]}
+    overhead = step_overhead_seconds()
+    record |= {
+        # The model's inputs are the CPU times: the work's cost on a core of its own.
+        "host_prep_s": {key: t["cpu"] for key, t in host.items()},
+        "overhead_s": overhead["cpu"],
+        "wall_s": {"host_prep": {key: t["wall"] for key, t in host.items()}, "overhead": overhead["wall"]},
+        "memory_bw": memory_bandwidth(),
+        "gemm_flops": {f"{b},{p}": gemm_rate(b, ModelConfig().hidden[-1], job["items"], p, repeats=2)
+                       for b, p in job["gemm"]},
+    }
+    record["load_average_after"] = list(os.getloadavg())
+    write_record(out_path, record)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m ablations.rates JOB.json OUT.json")
+    child_main(Path(sys.argv[1]), Path(sys.argv[2]))

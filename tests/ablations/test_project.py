@@ -1,0 +1,113 @@
+"""``python -m ablations project`` on a tiny fake run, its refusals, and the held-out check's inputs."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from ablations import project
+from ablations.__main__ import main
+from ablations.ladder import Step
+from vaecf.config import TrainConfig
+from vaecf.io import write_json
+
+STEPS = [Step(0, "baseline", "", TrainConfig(input="dense", pipeline="feed", batch_size=100)),
+         Step(1, "sparse input", "", TrainConfig(input="sparse", pipeline="feed", batch_size=100)),
+         Step(2, "four workers", "", TrainConfig(input="sparse", batch_size=100, workers=4, batch_scope="worker"))]
+CPU = {"cpu": "a fake CPU", "cpu_flags": ["avx2"], "cores": 2}
+RATES = {"machine": "fake", "provenance": CPU, "items": 20_108, "mean_items": 73.0, "overhead_s": 0.001,
+         "memory_bw": 1e10,
+         "host_prep_s": {"dense,100": 0.05, "sparse,100": 0.002},
+         "gemm_flops": {"100,float32": 1e11}}
+
+
+def fake_run(folder: Path, rates: dict | None = RATES) -> Path:
+    steps = [{"index": s.index, "name": s.name, "change": "", "train": dataclasses.asdict(s.train), "skip": None,
+              "notes": []} for s in STEPS]
+    write_json(folder / "run.json", {"machine": {"hostname": "vm", **CPU}, "ladder": {"reference": "case-study"},
+                                     "steps": steps})
+    window = {"peak_rss_bytes": None, "device_peak_bytes": None}
+    write_json(folder / "speed.json", {
+        "windows": {s.speed_key: {"0": {"users_per_s": [u], "users_per_s_median": u, **window}}
+                    for s, u in zip(STEPS, (100.0, 300.0, 900.0))},
+        "ceilings": {}, "workload": {"items": 20_108, "mean_items": 73.0}, "machine": {"gpu_count": 0}})
+    if rates is not None:
+        write_json(folder / "rates.json", rates)
+    return folder
+
+
+def test_project_writes_a_labelled_table_and_chart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = fake_run(tmp_path)
+    assert main(["project", str(run), "--onto", "v100x4"]) == 0
+    table = (run / "projection-v100x4.md").read_text()
+    assert "projected onto v100x4 (specs only)" in table
+    assert (run / "projection-v100x4.png").stat().st_size > 0 and (run / "projection-v100x4.svg").is_file()
+    proj = project.project_run(run, "v100x4")
+    rows = proj["rows"]
+    assert [r["measured_users_per_s"] for r in rows] == [100.0, 300.0, 900.0]
+    # The dense step feeds 100 x 20,108 float32 over PCIe and prepares it on the host: slower than sparse.
+    assert rows[0]["projected_users_per_s"] < rows[1]["projected_users_per_s"]
+    assert rows[2]["global_batch"] == 400 and rows[2]["parts_s"]["allreduce"] > 0
+    assert main(["project", str(run), "--onto", "v100x1"]) == 0
+    assert "needs 4 GPUs" in (run / "projection-v100x1.md").read_text()
+
+
+def test_project_onto_here_predicts_from_the_probe(tmp_path: Path) -> None:
+    proj = project.project_run(fake_run(tmp_path), "here")
+    # Sparse, batch 100, feed, on a CPU: every part is added.
+    row = proj["rows"][1]
+    assert row["projected_s"] == pytest.approx(sum(row["parts_s"].values()))
+    assert row["parts_s"]["transfer"] == 0.0 and row["parts_s"]["host"] == 0.002
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--onto", "v100x3"], "--onto 'v100x3': unknown hardware; known: a100x1"),
+    (["--onto", "tpu"], "--onto 'tpu': unknown hardware"),
+])
+def test_project_refuses_an_unknown_hardware_name(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  argv: list[str], message: str) -> None:
+    assert main(["project", str(fake_run(tmp_path)), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_project_refuses_a_run_without_a_probe(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["project", str(fake_run(tmp_path, rates=None)), "--onto", "a100x8"]) == 2
+    err = capsys.readouterr().err
+    assert "no probe" in err and "python -m ablations rates" in err and len(err.strip().splitlines()) == 1
+
+
+def test_project_refuses_a_probe_without_the_steps_shapes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rates = {**RATES, "host_prep_s": {"sparse,100": 0.002}}
+    assert main(["project", str(fake_run(tmp_path, rates)), "--onto", "a100x8"]) == 2
+    assert "no host figure for 'dense,100'" in capsys.readouterr().err
+
+
+def test_here_refuses_a_probe_of_another_machine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = {**RATES, "provenance": {**CPU, "cpu": "another CPU"}}
+    assert main(["project", str(fake_run(tmp_path, other)), "--onto", "here"]) == 2
+    assert "the probe was made on {'cpu': 'another CPU'" in capsys.readouterr().err
+
+
+def test_heldout_covers_nvidias_rows_and_the_talks_steps() -> None:
+    rates = {**RATES, "host_prep_s": {"dense,500": 0.06, "sparse,3072": 0.018, "sparse,24576": 0.12}}
+    record = project.heldout(rates, "rates.json")
+    assert len(record["nvidia"]) == 8 and [f["step"] for f in record["talk"]] == [
+        "sparse input", "tf.data pipeline", "automatic mixed precision", "horovod 4 GPUs"]
+    assert all(e["source"] for device in record["parameters"].values() for e in device.values())
+    assert "| v100x8 | 8 | amp | 3,072 |" in project.heldout_table(record)
+
+
+def test_the_cpu_check_table_has_residuals(tmp_path: Path) -> None:
+    proj = project.project_run(fake_run(tmp_path), "here")
+    table = project.projection_table(proj)
+    predicted = proj["rows"][0]["projected_users_per_s"]
+    assert f"| {predicted / 100.0 - 1:+.0%} |" in table
+
+
+def test_summary_line_names_the_machine_the_ends_and_the_bound(tmp_path: Path) -> None:
+    line = project.summary_line(project.project_run(fake_run(tmp_path), "v100x4"))
+    assert line.startswith("projected onto v100x4 (specs only): baseline ")
+    assert "-> four workers" in line and "the last bound by" in line and "\n" not in line
+    assert "no step fits (needs 4 GPUs)" in project.summary_line(
+        {**project.project_run(tmp_path, "h100x1"), "rows": [{"name": "x", "skip": "needs 4 GPUs"}]})
