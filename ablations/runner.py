@@ -53,8 +53,8 @@ Log = Callable[[str], None]
 
 def say(message: str) -> None:
     """The runner's progress lines, flushed at once (a run's output is often a log file), above any bar."""
-    tqdm.write(message, file=sys.stdout)
-    sys.stdout.flush()
+    tqdm.write(message, file=sys.stderr)
+    sys.stderr.flush()
 
 CALIBRATIONS = "calibration"
 """Calibration records live in RESULTS/calibration/ (``calibration_file``)."""

@@ -6,7 +6,8 @@ work left: ``elapsed x (total - done) / done``, counted down between updates, so
 parts are minutes apart still shows time passing. Until the first part finishes, the ETA is
 ``expected_s`` when the caller has an estimate, else unknown.
 
-On a terminal (stdout is a TTY) each phase is a tqdm bar on stdout; elsewhere (CI logs, nohup,
+Progress goes to stderr, so that what a command prints on stdout (a JSON summary, a table) stays
+its answer. On a terminal (stderr is a TTY) each phase is a tqdm bar; elsewhere (CI logs, nohup,
 pipes) it is a plain line at each update and every ``interval`` seconds between them, which a
 log keeps readable. ``quiet`` turns both off. A daemon thread refreshes the bar or writes the
 periodic lines; it ends with the phase.
@@ -47,7 +48,7 @@ class Phase:
                  expected_s: float | None = None, stream: IO[str] | None = None, interval: float = INTERVAL_S,
                  tty: bool | None = None) -> None:
         self.total, self.name, self.unit = float(total), name, unit
-        self.stream = stream or sys.stdout
+        self.stream = stream or sys.stderr
         self.start = self._last = time.monotonic()
         self.initial = self.done = float(done)  # work done before this process (a resumed run) has no rate
         self.expected_s = expected_s
