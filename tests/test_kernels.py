@@ -58,3 +58,28 @@ def test_sparse_matmul_and_its_weight_gradient_match_dense(shuffled: bool) -> No
         objective = tf.reduce_sum(out * upstream)
     np.testing.assert_allclose(out.numpy(), x.toarray() @ w.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(tape.gradient(objective, w).numpy(), x.toarray().T @ upstream, rtol=1e-5, atol=1e-5)
+
+
+def test_float16_fused_gradient_does_not_overflow_where_the_unfused_path_does_not() -> None:
+    """Loss scale 2^15, batch 4, a user with 3,000 items: mass x scale / B = 2.5e7 > float16's 65504,
+    while every element of the logits' gradient (~1e4) is finite: the fused kernel must be too."""
+    rng = np.random.default_rng(6)
+    items, scale = 4_000, 2.0 ** 15
+    h = tf.constant(rng.normal(size=(4, 5)), tf.float16)
+    w = tf.constant(rng.normal(scale=0.01, size=(5, items)), tf.float16)
+    b = tf.constant(rng.normal(scale=0.01, size=items), tf.float16)
+    x = np.zeros((4, items), np.float32)
+    x[0, :3_000] = 1.0
+    x[1, [5, 9]] = 1.0
+    x[3, 7] = 2.0  # row 2 is empty
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([h, w, b])
+        fused = tf.reduce_mean(output_nll(h, w, b, to_sparse_tensor(sp.csr_matrix(x)))) * scale
+        logits = tf.cast(tf.nn.bias_add(tf.matmul(h, w), b), tf.float32)
+        unfused = tf.reduce_mean(multinomial_nll(logits, tf.constant(x))) * scale
+    for got, want in zip(tape.gradient(fused, [h, w, b]), tape.gradient(unfused, [h, w, b])):
+        want32 = want.numpy().astype(np.float32)
+        assert np.isfinite(want32).all()  # the case is one the unfused path handles
+        assert got.dtype == want.dtype and np.isfinite(got.numpy()).all()
+        np.testing.assert_allclose(got.numpy().astype(np.float32), want32, rtol=2e-2,
+                                   atol=2e-2 * np.abs(want32).max())
