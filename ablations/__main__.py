@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--source", type=Path, help="local archive or folder for --dataset")
     run.add_argument("--results", type=Path, default=Path("results"), help="where run folders go")
     run.add_argument("--out", type=Path, help="run folder (default RESULTS/<machine>/<ladder>-<budget>)")
+    run.add_argument("--allow-cpu", action="store_true",
+                     help="run a GPU ladder without a GPU, float16 as written (checks the code paths; CI)")
     cal = sub.add_parser("calibrate", help="train the paper's recipe long on a budget's quality data (the target)",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     cal.add_argument("--budget", choices=sorted(BUDGETS), default="quick", help="whose quality data")
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             from ablations.runner import run_ladder
 
             run_dir = run_ladder(args.ladder, args.budget, dataset=args.dataset, source=args.source,
-                                 results=args.results, out=args.out)
+                                 results=args.results, out=args.out, allow_cpu=args.allow_cpu)
             print((run_dir / "table.md").read_text())
             print("charts: " + ", ".join(str(run_dir / f"{c}.png") for c in ("ladder", "quality_vs_time",
                                                                              "time_to_target")))

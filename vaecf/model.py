@@ -12,8 +12,11 @@ layer and likelihood are one fused unit that reads the likelihood at the nonzero
 and gradients.
 
 Randomness (dropout, the VAE's reparameterisation noise) is stateless, drawn from
-``(seed, step)``: a step is a pure function of its inputs, so runs repeat exactly and the
-dense and sparse paths see the same noise.
+``(seed, step)``: a step is a pure function of its inputs and the dense and sparse paths see
+the same noise. On CPU, runs repeat exactly (bit for bit). On a GPU they repeat to float32
+rounding only: its segment sums (``unsorted_segment_sum``) add with atomics, in a different
+order each time; and were TensorFloat-32 on (it is off: ``vaecf.tfenv.TF32``), float32 matmuls
+would round to 10 mantissa bits.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import tensorflow as tf
 
 from vaecf.config import ModelConfig, Precision, TrainConfig
 from vaecf.kernels import output_nll, sparse_matmul
+from vaecf.tfenv import TF32
 
 Batch: TypeAlias = tf.Tensor | tf.SparseTensor
 
@@ -40,6 +44,11 @@ def compute_dtype(precision: Precision) -> tf.DType:
     return {"float32": tf.float32, "mixed_float16": tf.float16, "mixed_bfloat16": tf.bfloat16}[precision]
 
 
+def use_tf32(precision: Precision) -> None:
+    """Apply the precision's TensorFloat-32 setting (``vaecf.tfenv.TF32``): process-wide, before its matmuls."""
+    tf.config.experimental.enable_tensor_float_32_execution(TF32[precision])
+
+
 class MultVAE(tf.Module):
     """Mult-VAE ``[I -> 600 -> 200 -> 600 -> I]`` or, with ``kind='dae'``, Mult-DAE ``[I -> 200 -> I]``."""
 
@@ -50,6 +59,7 @@ class MultVAE(tf.Module):
         self.xla = xla
         self.n_items = n_items
         self.dtype = compute_dtype(precision)
+        use_tf32(precision)
         self.is_vae = cfg.kind == "vae"
         init = np.random.RandomState(seed)
         self.encoder = [_dense(init, i, o, f"q{k}") for k, (i, o) in enumerate(cfg.encoder_shapes(n_items))]
