@@ -67,3 +67,10 @@ def test_bfloat16_policy_keeps_float32_variables_and_is_close() -> None:
     lf, lb = f32.loss(x, 0.0, False, seed), bf16.loss(x, 0.0, False, seed)
     assert lb.total.dtype == tf.float32
     assert lb.total.numpy() == pytest.approx(lf.total.numpy(), rel=2e-2)
+
+
+def test_float16_on_a_cpu_turns_off_the_remappers_slow_fused_float16_matmul() -> None:
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("on a GPU the fused float16 kernels are fast and stay on")
+    MultVAE(ITEMS, ModelConfig(), precision="mixed_float16")
+    assert tf.config.optimizer.get_experimental_options().get("remapping") is False
