@@ -81,8 +81,8 @@ class Trainer:
         self.throughput = Throughput()
         self._steps_seen = 0
         self.skipped_steps = 0
-        self._skipped_last = False
         """Steps whose float16 gradients overflowed: not applied, so not updates (``train_updates``)."""
+        self._skipped_last = False
 
     # -- one step --------------------------------------------------------------------------------
     def _loss_and_grads(self, x: tf.Tensor | tf.SparseTensor) -> tuple[Loss, list[tf.Tensor]]:
