@@ -254,7 +254,8 @@ def _add_doctor(sub: Any) -> None:
     p = _command(sub, "doctor", "what TensorFlow sees here (GPUs, CUDA, Horovod, CPU flags) and what a ladder "
                  "would run here", _cmd_doctor, tensorflow=False)
     p.add_argument("--ladder", help="also say which steps of this ladder (ablations/ladders) run as written, "
-                   "which are substituted and which skipped; exit 2 if it needs a GPU and none is seen")
+                   "which are substituted and which skipped; exit 2 if it needs a GPU and none is seen "
+                   "(default: no ladder)")
     p.add_argument("--budget", default="quick", help="the ladder's budget (quick, smoke, full)")
 
 
