@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out", type=Path, help="run folder (default RESULTS/<machine>/<ladder>-<budget>)")
     run.add_argument("--quiet", action="store_true", help="no progress (bars on a terminal, lines elsewhere) "
                                                           "and no phase lines; the table is still printed")
+    run.add_argument("--allow-cpu", action="store_true",
+                     help="run a GPU ladder without a GPU, float16 as written (checks the code paths; CI)")
     cal = sub.add_parser("calibrate", help="train the paper's recipe long on a budget's quality data (the target)",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     cal.add_argument("--budget", choices=sorted(BUDGETS), default="quick", help="whose quality data")
@@ -79,7 +81,8 @@ def _command(args: argparse.Namespace) -> None:
 
         set_quiet(args.quiet)
         run_dir = run_ladder(args.ladder, args.budget, dataset=args.dataset, source=args.source,
-                             results=args.results, out=args.out, log=(lambda _: None) if args.quiet else say)
+                             results=args.results, out=args.out, allow_cpu=args.allow_cpu,
+                             log=(lambda _: None) if args.quiet else say)
         print((run_dir / "table.md").read_text())
         print("charts: " + ", ".join(str(run_dir / f"{c}.png") for c in ("ladder", "quality_vs_time",
                                                                          "time_to_target")))

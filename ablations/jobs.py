@@ -28,6 +28,9 @@ def run_job(module: str, job: dict[str, Any], work: Path, workers: int, engine: 
     out.unlink(missing_ok=True)
     write_json(job_file, job)
     code = children.run_workers([sys.executable, "-m", module, str(job_file), str(out)], workers, engine, log)
+    if code == children.TIMED_OUT:
+        raise VaecfError(f"{what} timed out after {children.world_timeout():.0f} s (a hung collective? set "
+                         f"{children.WORLD_TIMEOUT_ENV} for longer worlds); its log: {log}; a rerun resumes")
     if code != 0 or not out.is_file():
         raise VaecfError(f"{what} failed (exit {code}); its log: {log}; what finished is kept and a rerun resumes")
     result = read_record(out, f"{what} left a damaged result; its log: {log}")

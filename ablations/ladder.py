@@ -190,8 +190,13 @@ class Ladder:
         return ladder
 
 
-def resolve(ladder: Ladder, hardware: Hardware, budget: Budget, train_users: int) -> list[Step]:
-    """Concrete steps of a ``mode = "ladder"`` ladder for this hardware, budget and data size."""
+def resolve(ladder: Ladder, hardware: Hardware, budget: Budget, train_users: int,
+            float16_on_cpu: bool = False) -> list[Step]:
+    """Concrete steps of a ``mode = "ladder"`` ladder for this hardware, budget and data size.
+
+    ``float16_on_cpu``: run float16 steps as written where there is no GPU (a check of the GPU
+    code paths on a CPU, e.g. the gpu-check ladder in CI), instead of substituting or skipping them.
+    """
     if ladder.mode != "ladder":
         raise LadderError(f"ladder {ladder.name!r} is a {ladder.mode} ladder: its steps come from a search")
     baseline = TrainConfig().with_overrides(**ladder.baseline)
@@ -202,7 +207,8 @@ def resolve(ladder: Ladder, hardware: Hardware, budget: Budget, train_users: int
         train, notes = cap_batch(current.with_overrides(**spec.get("set", {})), budget, train_users)
         if spec.get("recipe") == "large-batch":
             train = large_batch_recipe(train, baseline)
-        step = fit_to(Step(index, spec["name"], spec.get("change", ""), train, notes), hardware, spec.get("cpu"))
+        step = fit_to(Step(index, spec["name"], spec.get("change", ""), train, notes), hardware, spec.get("cpu"),
+                      float16_on_cpu)
         resolved.append(step)
         if step.skip is None:
             current = step.train
@@ -226,11 +232,13 @@ def cap_batch(train: TrainConfig, budget: Budget, train_users: int) -> tuple[Tra
     return train.with_overrides(batch_size=per_update), (note,)
 
 
-def fit_to(step: Step, hardware: Hardware, cpu: dict[str, Any] | None = None) -> Step:
+def fit_to(step: Step, hardware: Hardware, cpu: dict[str, Any] | None = None, float16_on_cpu: bool = False) -> Step:
     """``step`` as it can run on ``hardware``: substitutions noted, or a reason to skip it."""
     train, notes, skip = step.train, list(step.notes), None
     if train.precision == "mixed_float16" and not hardware.gpus:
-        if cpu:
+        if float16_on_cpu:
+            notes.append("no GPU: float16 run on the CPU as written (a check of the code path, slow)")
+        elif cpu:
             train = train.with_overrides(**cpu)
             notes.append("no GPU: float16 replaced by " + ", ".join(f"{k}={v}" for k, v in cpu.items()))
         else:

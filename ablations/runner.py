@@ -27,7 +27,6 @@ import dataclasses
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -39,7 +38,7 @@ from tqdm import tqdm
 from ablations import quality, rates, speed
 from ablations.jobs import REDO
 from ablations.ladder import BUDGETS, PAPER_CODE_PATH, Budget, Hardware, Ladder, Step, resolve
-from vaecf import children
+from vaecf import doctor
 from vaecf.data.prepare import default_protocol, folder_name, prepare
 from vaecf.data.split import Split
 from vaecf.errors import VaecfError
@@ -56,6 +55,7 @@ def say(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
     sys.stderr.flush()
 
+
 CALIBRATIONS = "calibration"
 """Calibration records live in RESULTS/calibration/ (``calibration_file``)."""
 
@@ -67,10 +67,12 @@ def run_id(ladder: str, budget: str) -> str:
 
 def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None = None, source: Path | None = None,
                results: Path = Path("results"), data_cache: Path = Path(".cache/data"), out: Path | None = None,
-               hardware: Hardware | None = None, log: Log = say) -> Path:
+               hardware: Hardware | None = None, log: Log = say, allow_cpu: bool = False) -> Path:
     """Run (or resume) every step of a ladder; returns the run folder.
 
-    ``dataset`` replaces the budget's quality data (``source``: a local copy of it).
+    ``dataset`` replaces the budget's quality data (``source``: a local copy of it). ``allow_cpu``
+    runs a GPU ladder (``needs_gpu``) where TensorFlow sees no GPU, float16 steps as written: every
+    GPU code path executed on a CPU (CI), not a measurement of GPUs.
     """
     ladder = Ladder.load(ladder_name)
     budget = _budget(budget_name, dataset)
@@ -79,14 +81,12 @@ def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None
         run_dir = out or run_dir.with_name(f"{run_dir.name}-{folder_name(dataset)}")
     check_apart(run_dir, f"--out {run_dir}", data_cache, f"the data cache {data_cache}")
     run_dir.mkdir(parents=True, exist_ok=True)  # a bad --out fails here, before any work
-    split, data_dir = _prepare(budget, source, data_cache)
-    probe = _probe()
+    split, data_dir = prepare_quality(budget, source, data_cache)
+    probe = doctor.probe()
     hardware = hardware or Hardware(gpus=probe["gpu_count"], cores=os.cpu_count() or 1,
                                     horovod=probe["versions"]["horovod"] is not None)
-    if ladder.needs_gpu and not hardware.gpus:
-        raise VaecfError(f"ladder {ladder.name!r} is a GPU check and TensorFlow sees no GPU here "
-                         f"({probe['versions']['tensorflow']}, CUDA {probe['cuda']}); "
-                         "install a GPU build of TensorFlow, or run another ladder")
+    if ladder.needs_gpu and not hardware.gpus and not allow_cpu:
+        raise VaecfError(doctor.no_gpu_reason(ladder.name, probe))
     train_users = split.train.shape[0]
     run = _start_run(run_dir, ladder, budget, split, hardware, probe)
     log(f"ladder {ladder.name} ({budget.name} budget): quality on {budget.quality_dataset}, speed at "
@@ -98,7 +98,7 @@ def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None
 
         steps, run["search"] = search(ladder, hardware, budget, train_users, run_dir, data_cache, log)
     else:
-        steps = resolve(ladder, hardware, budget, train_users)
+        steps = resolve(ladder, hardware, budget, train_users, float16_on_cpu=allow_cpu)
     reference = Step(-1, "the original code path (time budget)", "", PAPER_CODE_PATH)
     speeds = speed.measure([*steps, reference], run_dir, budget, data_cache, log)
     rates.ensure(run_dir / "rates.json", [s.train for s in steps if s.skip is None], budget.speed_items, log)
@@ -115,17 +115,6 @@ def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None
 
     write_report(run_dir)
     return run_dir
-
-
-def _probe() -> dict[str, Any]:
-    """This machine as TensorFlow sees it (GPUs, versions, CPU flags), from a child process."""
-    code = "import json; from vaecf.perf import machine_info; print('PROBE ' + json.dumps(machine_info()))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         preexec_fn=children.die_with_parent)
-    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("PROBE ")), None)
-    if out.returncode != 0 or line is None:
-        raise VaecfError(f"could not start TensorFlow to probe this machine: {out.stderr.strip()[-500:]}")
-    return dict(json.loads(line[len("PROBE "):]))
 
 
 def _start_run(run_dir: Path, ladder: Ladder, budget: Budget, split: Split, hardware: Hardware,
@@ -230,7 +219,7 @@ def calibrate_only(budget_name: str, dataset: str | None = None, source: Path | 
                    results: Path = Path("results"), data_cache: Path = Path(".cache/data"), log: Log = say) -> Path:
     """Make (or finish) the calibration of a budget's quality data; returns its record's path."""
     budget = _budget(budget_name, dataset)
-    split, data_dir = _prepare(budget, source, data_cache)
+    split, data_dir = prepare_quality(budget, source, data_cache)
     path = calibration_file(results, budget)
     _calibration(split, data_dir, budget, path, log)
     return path
@@ -242,7 +231,7 @@ def _budget(budget_name: str, dataset: str | None) -> Budget:
     return dataclasses.replace(budget, quality_dataset=dataset) if dataset else budget
 
 
-def _prepare(budget: Budget, source: Path | None, data_cache: Path) -> tuple[Split, Path]:
+def prepare_quality(budget: Budget, source: Path | None, data_cache: Path) -> tuple[Split, Path]:
     """The budget's quality data, prepared (or found prepared) under ``data_cache``."""
     data_dir = data_cache / folder_name(budget.quality_dataset)
     return prepare(budget.quality_dataset, data_dir, source=source,

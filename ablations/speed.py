@@ -37,6 +37,7 @@ from vaecf.errors import VaecfError
 from vaecf.integrity import read_record, write_record
 from vaecf.io import atomic_write, read_json
 from vaecf.progress import Phase
+from vaecf.tfenv import TF32
 
 MEAN_ITEMS = 73.1
 """ML-20M's mean positives per training user after the protocol."""
@@ -204,7 +205,8 @@ def child_main(job_path: Path, out_path: Path) -> None:
         timed = trainer.throughput.users_per_s
         if len(timed) < job["steps"]:
             raise VaecfError(f"{key}: only {len(timed)} full timed steps (workload too small)")
-        windows[key] = {"users_per_s": timed, "users_per_s_median": float(np.median(timed)), **window_peak_bytes()}
+        windows[key] = {"users_per_s": timed, "users_per_s_median": float(np.median(timed)), **window_peak_bytes(),
+                        "tf32": TF32[train.precision]}
         del trainer
         gc.collect()
     if world is None or world.rank == 0:

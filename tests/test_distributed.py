@@ -9,9 +9,11 @@ so it could not match one worker exactly.)
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -220,3 +222,107 @@ def test_each_worker_trains_on_its_own_users_of_every_global_batch(scope: str, p
         shards.append(order.reshape(-1, per_worker))
     for a, b in zip(*shards):  # step by step: disjoint, and together one global batch of the epoch's order
         assert not set(a) & set(b) and len(a) + len(b) == config.train.global_batch
+
+
+# -- GPU pinning with a faked device list ------------------------------------------------------------
+
+@pytest.fixture()
+def fake_gpus(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], list]:
+    """``n`` fake physical GPUs for TensorFlow's device list; what is made visible lands in ``shown``."""
+    import tensorflow as tf
+
+    shown: list = []
+
+    def install(n: int) -> list:
+        devices = [tf.config.PhysicalDevice(f"/physical_device:GPU:{i}", "GPU") for i in range(n)]
+        monkeypatch.setattr(tf.config, "list_physical_devices",
+                            lambda kind=None: devices if kind == "GPU" else [])
+        monkeypatch.setattr(tf.config, "set_visible_devices", lambda d, kind=None: shown.append((d, kind)))
+        return shown
+
+    return install
+
+
+def test_each_local_rank_sees_its_own_gpu(fake_gpus: Callable[[int], list], monkeypatch: pytest.MonkeyPatch) -> None:
+    from vaecf.distributed import pin_gpu
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    shown = fake_gpus(8)
+    pin_gpu(3)
+    assert [(d.name, kind) for d, kind in shown] == [("/physical_device:GPU:3", "GPU")]
+    with pytest.raises(TrainingError, match="local rank 8 has no GPU"):
+        pin_gpu(8)
+
+
+def test_a_scheduler_given_gpu_is_used_whatever_the_local_rank(
+        fake_gpus: Callable[[int], list], monkeypatch: pytest.MonkeyPatch) -> None:
+    from vaecf.distributed import pin_gpu
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")  # Slurm gave rank 3 of this host its GPU
+    shown = fake_gpus(1)
+    pin_gpu(3)
+    assert [d.name for d, _ in shown] == ["/physical_device:GPU:0"]
+
+
+def test_no_gpu_no_pinning(fake_gpus: Callable[[int], list]) -> None:
+    from vaecf.distributed import pin_gpu, pin_mirrored
+
+    shown = fake_gpus(0)
+    pin_gpu(1)
+    pin_mirrored(["/cpu:0", "/cpu:1"])
+    assert shown == []
+
+
+def test_one_process_mirrored_world_sees_only_its_gpus(fake_gpus: Callable[[int], list]) -> None:
+    from vaecf.distributed import pin_mirrored
+
+    shown = fake_gpus(8)
+    pin_mirrored(["/gpu:0", "/gpu:1"])
+    assert [[d.name for d in devices] for devices, _ in shown] == [["/physical_device:GPU:0", "/physical_device:GPU:1"]]
+    with pytest.raises(TrainingError, match="name GPU 8"):
+        pin_mirrored(["/gpu:8"])
+
+
+def test_tf_distribute_collectives_use_nccl_on_gpus_and_time_out() -> None:
+    import tensorflow as tf
+
+    from vaecf.distributed import communication_options
+    from vaecf.launch import COLLECTIVE_TIMEOUT_S
+
+    impl = tf.distribute.experimental.CommunicationImplementation
+    for on_gpu, want in ((True, impl.NCCL), (False, impl.RING)):
+        options = communication_options(on_gpu)
+        assert options.implementation == want and options.timeout_seconds == COLLECTIVE_TIMEOUT_S
+
+
+ENV_PROBE = "import json, os, sys; print(json.dumps({k: os.environ.get(k) for k in sys.argv[1:]}))"
+
+
+@pytest.mark.timeout(60)
+def test_a_single_worker_child_sees_the_first_gpu_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vaecf.children import run_workers
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "6,7")
+    log = tmp_path / "log"
+    command = [sys.executable, "-c", ENV_PROBE, "CUDA_VISIBLE_DEVICES", "TF_FORCE_GPU_ALLOW_GROWTH"]
+    assert run_workers(command, 1, "tf-distribute", log) == 0
+    assert json.loads(log.read_text()) == {"CUDA_VISIBLE_DEVICES": "6", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+
+
+@pytest.mark.multiprocess
+@pytest.mark.timeout(240)  # the launcher loads TensorFlow to count GPUs first
+def test_a_hung_world_of_the_runner_ends_at_its_timeout_with_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ablations.jobs import run_job
+    from vaecf.children import WORLD_TIMEOUT_ENV
+    from vaecf.errors import VaecfError
+
+    monkeypatch.setenv(WORLD_TIMEOUT_ENV, "3")
+    hang = tmp_path / "hang.py"  # stands in for a worker stuck in a collective
+    hang.write_text("import time; time.sleep(120)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{os.environ.get('PYTHONPATH', '')}")
+    with pytest.raises(VaecfError, match=r"timed out after 3 s .*hung collective") as e:
+        run_job("hang", {}, tmp_path / "job", workers=2, engine="tf-distribute", log=tmp_path / "log",
+                what="training for quality")
+    assert "\n" not in str(e.value)

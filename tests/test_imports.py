@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ["", "data", "data prepare", "train", "evaluate", "recommend", "compare", "bench"]
+COMMANDS = ["", "data", "data prepare", "train", "evaluate", "recommend", "compare", "bench", "doctor"]
 PROBE = """
 import sys
 from {module} import main

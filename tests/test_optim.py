@@ -38,3 +38,11 @@ def test_disabled_loss_scale_is_identity() -> None:
     scale = LossScale(enabled=False)
     grads, finite = scale.unscale([tf.constant([3.0])])
     assert bool(finite) and float(grads[0].numpy()[0]) == 3.0
+
+
+def test_loss_scale_stops_halving_at_its_floor() -> None:
+    scale = LossScale(enabled=True, initial=4.0, floor=1.0)
+    for _ in range(5):
+        scale.update(tf.constant(False))
+    assert float(scale.scale.numpy()) == 1.0 and scale.at_floor()
+    assert not LossScale(enabled=False).at_floor()

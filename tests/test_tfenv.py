@@ -45,3 +45,15 @@ def test_cpu_allocator_reads_the_variable(monkeypatch) -> None:
     for value, kind in (("true", "bfc"), ("1", "bfc"), ("TRUE", "bfc"), ("false", "malloc"), ("", "malloc")):
         monkeypatch.setenv(ALLOCATOR_ENV, value)
         assert cpu_allocator() == kind
+
+
+def test_import_vaecf_turns_on_gpu_memory_growth_for_this_process_and_its_children() -> None:
+    child = "import os; print(os.environ.get('TF_FORCE_GPU_ALLOW_GROWTH'))"
+    probe = (f"import os, subprocess, sys, vaecf; {child[11:-1]}, "
+             f"subprocess.run([sys.executable, '-c', {child!r}], capture_output=True, text=True).stdout.strip())")
+    env = {k: v for k, v in os.environ.items() if k != "TF_FORCE_GPU_ALLOW_GROWTH"}
+    assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                          check=True).stdout.split() == ["true", "true"]
+    env["TF_FORCE_GPU_ALLOW_GROWTH"] = "false"  # a user's own setting wins
+    assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                          check=True).stdout.split() == ["false", "false"]

@@ -30,9 +30,10 @@ from vaecf.data.split import Split
 from vaecf.errors import VaecfError
 from vaecf.flops import flops_per_user, output_gemm_flops
 from vaecf.io import read_json, write_json
-from vaecf.perf import gemm_rate, machine_info, mfu, peak_rss_bytes
+from vaecf.perf import NA, device_peak_bytes, gemm_rate, machine_info, mfu, peak_rss_bytes, reset_device_peak
 from vaecf.progress import Phase
 from vaecf.provenance import machine_name
+from vaecf.tfenv import TF32
 
 
 def prepare_in_child(dataset: str, folder: Path) -> int:
@@ -113,8 +114,11 @@ def bench(*, dataset: str, data: Path | None, cache: Path, batch_sizes: Sequence
             # Recorded as started first: if the process is killed (out of memory), the record says where.
             record["rows"].append({**_describe(train), "status": "started"})
             write_json(out, record)
+            reset_device_peak()
             row = {**_describe(train), "gemm_flops": rate,
                    **measure(split, train, warmup, steps, parts=breakdown)}
+            peak = device_peak_bytes()  # the GPU's per-step peak; none to read on a CPU
+            row.update(device_peak_bytes=NA if peak is None else peak, tf32=TF32[train.precision])
             row["mfu"] = mfu(row["flops_per_user"], row["users_per_s"]["median"], rate)
             if breakdown:  # the ceiling's share of the step: the three output GEMMs at the measured rate
                 row["breakdown_s"]["output_gemms"] = output_gemm_flops(batch, hidden, split.n_items) / rate

@@ -9,6 +9,7 @@ the thread that started it exits. Ctrl-C reaches children of the foreground grou
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import subprocess
 import sys
@@ -16,7 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from vaecf import gpus
+
 _PR_SET_PDEATHSIG = 1
+TIMED_OUT = 124
+"""The exit code of a world stopped at its timeout (as coreutils' ``timeout``)."""
 
 
 def die_with_parent() -> None:
@@ -50,15 +55,27 @@ def run(command: Sequence[str], log: Path | None = None, **kwargs: Any) -> int:
             stdout.close()
 
 
+WORLD_TIMEOUT_ENV = "VAECF_WORLD_TIMEOUT_S"
+WORLD_TIMEOUT_S = 12 * 3600.0
+"""A data-parallel world still running after this long is stopped (exit 124): the last guard against a
+hang that no collective's own timeout caught (``vaecf.launch.COLLECTIVE_TIMEOUT_S``)."""
+
+
+def world_timeout() -> float:
+    """Seconds a world may run: $VAECF_WORLD_TIMEOUT_S, else ``WORLD_TIMEOUT_S``."""
+    return float(os.environ.get(WORLD_TIMEOUT_ENV, WORLD_TIMEOUT_S))
+
+
 def run_workers(command: Sequence[str], workers: int, engine: str, log: Path | None = None) -> int:
-    """``run(command)``, or, with ``workers > 1``, ``command`` as a data-parallel world (``vaecf.launch``).
+    """``run(command)`` on the first GPU, or, with ``workers > 1``, ``command`` as a data-parallel world
+    (``vaecf.launch``) stopped after ``world_timeout()`` seconds (exit 124).
 
     The world's launcher is itself a child (``python -m vaecf.children``), so that the workers'
     output goes to ``log`` and they all go down with this process.
     """
     if workers == 1:
-        return run(command, log)
-    return run([sys.executable, "-m", "vaecf.children", str(workers), engine, *command], log)
+        return run(command, log, env=gpus.first(os.environ, 1))
+    return run([sys.executable, "-m", "vaecf.children", str(workers), engine, str(world_timeout()), *command], log)
 
 
 def _launcher_main(argv: list[str]) -> int:
@@ -66,8 +83,8 @@ def _launcher_main(argv: list[str]) -> int:
 
     # SIGTERM (our parent died, or was stopped) must unwind through launch's clean-up of the workers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    workers, engine, *command = argv
-    return launch(command, int(workers), engine)
+    workers, engine, timeout, *command = argv
+    return launch(command, int(workers), engine, timeout=float(timeout))
 
 
 if __name__ == "__main__":

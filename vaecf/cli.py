@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="vaecf", description=__doc__.splitlines()[0], formatter_class=_Help)
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's C++ start-up logging")
     sub = p.add_subparsers(required=True, metavar="COMMAND")
-    for add in (_add_data, _add_train, _add_evaluate, _add_recommend, _add_compare, _add_bench):
+    for add in (_add_data, _add_train, _add_evaluate, _add_recommend, _add_compare, _add_bench, _add_doctor):
         add(sub)
     return p
 
@@ -248,6 +248,15 @@ def _add_bench(sub: Any) -> None:
     p.add_argument("-k", type=_at_least(1), default=20, help="items per recommend request with --serving")
     p.add_argument("--out", type=Path, help="the record (default: results/<machine>/bench-<time>.json)")
     _add_quiet(p)
+
+
+def _add_doctor(sub: Any) -> None:
+    p = _command(sub, "doctor", "what TensorFlow sees here (GPUs, CUDA, Horovod, CPU flags) and what a ladder "
+                 "would run here", _cmd_doctor, tensorflow=False)
+    p.add_argument("--ladder", help="also say which steps of this ladder (ablations/ladders) run as written, "
+                   "which are substituted and which skipped; exit 2 if it needs a GPU and none is seen "
+                   "(default: no ladder)")
+    p.add_argument("--budget", default="quick", help="the ladder's budget (quick, smoke, full)")
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
@@ -476,6 +485,13 @@ def _cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
             raise
         raise VaecfError(f"--models {','.join(args.models)}: {e.rule}") from e
     print(markdown_table(record))
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace, argv: list[str]) -> int:
+    from vaecf.doctor import doctor
+
+    doctor(args.ladder, args.budget)
     return 0
 
 

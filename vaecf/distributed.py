@@ -40,6 +40,7 @@ Evaluation, checkpoints and logs happen on rank 0 only (the trainer's ``main``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
@@ -48,6 +49,8 @@ import numpy as np
 import tensorflow as tf
 
 from vaecf.errors import TrainingError
+from vaecf.gpus import assigned_one
+from vaecf.launch import COLLECTIVE_TIMEOUT_S
 from vaecf.model import Batch, Loss
 
 
@@ -133,15 +136,45 @@ def pin_gpu(local_rank: int) -> None:
     """Make this process see only the GPU of its local rank (none to do on a CPU-only host).
 
     Must run before TensorFlow touches a GPU. One process per GPU is what Horovod and NCCL
-    expect, and it keeps each process's memory and kernels on its own device.
+    expect, and it keeps each process's memory and kernels on its own device. A process that a
+    scheduler (Slurm, mpirun) started with one GPU in ``CUDA_VISIBLE_DEVICES`` uses that GPU,
+    whatever its local rank (``vaecf.gpus.assigned_one``).
     """
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus:
+        return
+    if len(gpus) == 1 and assigned_one(os.environ):
+        tf.config.set_visible_devices(gpus[0], "GPU")
         return
     if local_rank >= len(gpus):
         raise TrainingError(f"local rank {local_rank} has no GPU: this host has {len(gpus)}; "
                            "start at most one worker per GPU on each host")
     tf.config.set_visible_devices(gpus[local_rank], "GPU")
+
+
+def pin_mirrored(devices: list[str]) -> None:
+    """Make this process see only the GPUs a ``MirroredWorld`` names (``/gpu:0,/gpu:1``: the first two).
+
+    The others keep their memory for other processes. The first k GPUs stay ``/gpu:0..k-1``.
+    """
+    wanted = [int(d.rsplit(":", 1)[1]) for d in devices if "gpu" in d.lower()]
+    if not wanted:
+        return
+    gpus = tf.config.list_physical_devices("GPU")
+    if max(wanted) >= len(gpus):
+        raise TrainingError(f"devices {','.join(devices)} name GPU {max(wanted)}; TensorFlow sees {len(gpus)}")
+    tf.config.set_visible_devices(gpus[: max(wanted) + 1], "GPU")
+
+
+def communication_options(on_gpu: bool) -> tf.distribute.experimental.CommunicationOptions:
+    """tf.distribute's collectives: NCCL between GPUs, ring on CPUs, and a hang becomes an error.
+
+    With a timeout TensorFlow runs each collective on a thread of its own (microseconds a step).
+    """
+    implementation = (tf.distribute.experimental.CommunicationImplementation.NCCL if on_gpu
+                      else tf.distribute.experimental.CommunicationImplementation.RING)
+    return tf.distribute.experimental.CommunicationOptions(implementation=implementation,
+                                                           timeout_seconds=COLLECTIVE_TIMEOUT_S)
 
 
 def _check_agreement(counts: list[int], what: str) -> None:
@@ -198,11 +231,8 @@ class TFDistributeWorld:
         gpus = tf.config.list_physical_devices("GPU")
         # Default: ranks fill each host's GPUs in order (right for one host and for uniform hosts).
         pin_gpu(self.rank % max(len(gpus), 1) if local_rank is None else local_rank)
-        implementation = (tf.distribute.experimental.CommunicationImplementation.NCCL if gpus
-                          else tf.distribute.experimental.CommunicationImplementation.RING)
         self.strategy: tf.distribute.Strategy = tf.distribute.MultiWorkerMirroredStrategy(
-            cluster_resolver=resolver,
-            communication_options=tf.distribute.experimental.CommunicationOptions(implementation=implementation))
+            cluster_resolver=resolver, communication_options=communication_options(bool(gpus)))
         if self.strategy.num_replicas_in_sync != self.size:
             raise TrainingError(f"expected one replica per worker, got {self.strategy.num_replicas_in_sync} "
                                f"replicas for {self.size} workers")
@@ -254,6 +284,7 @@ class MirroredWorld:
     size = 1
 
     def __init__(self, devices: list[str]) -> None:
+        pin_mirrored(devices)
         cpus = [d for d in devices if "cpu" in d.lower()]
         if len(cpus) > 1:  # several CPU replicas: split the one physical CPU into logical devices
             logical = [tf.config.LogicalDeviceConfiguration()] * len(cpus)

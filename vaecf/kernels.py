@@ -92,6 +92,13 @@ def _output_nll(h: tf.Tensor, w: tf.Tensor, b: tf.Tensor, indices: tf.Tensor, va
         # The bias gradient before the cast: a sum over the batch of float32 terms, as in the
         # float32 step, whatever the compute dtype of the GEMMs.
         db = tf.linalg.matvec(q32, s32, transpose_a=True)
+        if h.dtype == tf.float16:
+            # float16 tops out at 65504: under loss scaling s = mass x scale / B alone overflows
+            # (scale 2^15, more than 2B items), though every element of the logits' gradient
+            # s * Q is far smaller. So, as the unfused path does, form the gradient in float32
+            # and cast it (one more users x items pass, float16 only; bfloat16 has float32's range).
+            g = tf.cast(s32[:, None] * q32, h.dtype)
+            return tf.matmul(g, w, transpose_b=True), tf.matmul(h, g, transpose_a=True), db, None, None
         q, s = tf.cast(q32, h.dtype), tf.cast(s32, h.dtype)
         dw = tf.matmul(h * s[:, None], q, transpose_a=True)
         dh = tf.matmul(q, w, transpose_b=True) * s[:, None]

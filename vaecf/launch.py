@@ -50,7 +50,8 @@ from collections.abc import Sequence
 from contextlib import ExitStack, suppress
 from typing import TYPE_CHECKING
 
-from vaecf.children import die_with_parent
+from vaecf import gpus
+from vaecf.children import TIMED_OUT, die_with_parent
 from vaecf.errors import TrainingError
 
 if TYPE_CHECKING:
@@ -62,7 +63,11 @@ LOCAL_RANK_ENV = "VAECF_LOCAL_RANK"
 """The worker's index on its host (tf-distribute), for GPU pinning."""
 MIRRORED_ENV = "VAECF_MIRRORED_DEVICES"
 """Set in a single tf-distribute worker that mirrors over these local devices ("/gpu:0,/gpu:1")."""
-TIMED_OUT = 124
+COLLECTIVE_TIMEOUT_S = 1800
+"""A collective (all-reduce, all-gather) that takes longer than this is a hang: tf.distribute raises
+(``DeadlineExceeded``) and Horovod shuts the stalled job down, so the worker exits with one error
+rather than waiting forever. Long enough for rank 0's validation, which the others wait out in
+their next all-reduce."""
 LOOPBACK = "127.0.0.1"
 """The address single-host workers name in TF_CONFIG (not "localhost", which may resolve to ::1 first)."""
 
@@ -104,7 +109,7 @@ def launch(command: Sequence[str], workers: int, engine: str, hosts: str | None 
         one_process = 1 < workers <= _local_gpus()
     if one_process:
         devices = ",".join(f"/gpu:{i}" for i in range(workers))
-        return _wait([subprocess.Popen(command, env={**env, MIRRORED_ENV: devices},
+        return _wait([subprocess.Popen(command, env={**gpus.first(env, workers), MIRRORED_ENV: devices},
                                        start_new_session=True, preexec_fn=die_with_parent)], timeout)
     env.setdefault("TF_NUM_INTRAOP_THREADS", str(_cpu_threads(workers)))
     procs = [subprocess.Popen(command, start_new_session=True, preexec_fn=die_with_parent,
@@ -147,7 +152,9 @@ _NO_HOROVOD = ("Horovod is not installed: pip install 'vaecf[horovod]' (needs Te
 def _horovodrun(command: list[str], workers: int, hosts: str | None, timeout: float | None) -> int:
     if not horovod_installed():
         raise TrainingError(_NO_HOROVOD)
-    env = {**os.environ, WORKER_ENV: "1"}
+    # Horovod waits forever on a collective some rank never joins unless told to shut down a stall.
+    env = {**os.environ, WORKER_ENV: "1", "HOROVOD_STALL_SHUTDOWN_TIME_SECONDS":
+           os.environ.get("HOROVOD_STALL_SHUTDOWN_TIME_SECONDS", str(COLLECTIVE_TIMEOUT_S))}
     if not hosts:  # with -H the workers per host are the user's layout: leave threads to TF
         env.setdefault("TF_NUM_INTRAOP_THREADS", str(_cpu_threads(workers)))
     run = [sys.executable, "-m", "horovod.runner.launch", "-np", str(workers), "--gloo"]

@@ -39,14 +39,17 @@ class LossScale(tf.Module):
     """Dynamic loss scaling: keeps float16 gradients out of the underflow range.
 
     Scale the loss up before differentiating and the gradients down after; a step whose
-    gradients are not finite is skipped and halves the scale; every ``period`` finite steps
-    double it. A disabled scale (float32, bfloat16) is the identity and always applies.
+    gradients are not finite is skipped and halves the scale, down to ``floor``; every
+    ``period`` finite steps double it. Gradients that stay non-finite would otherwise halve the
+    scale to 0 without a word: at the floor a skipped step is an error (``Trainer`` raises). A
+    disabled scale (float32, bfloat16) is the identity and always applies.
     """
 
-    def __init__(self, enabled: bool, initial: float = 2.0 ** 15, period: int = 2000) -> None:
+    def __init__(self, enabled: bool, initial: float = 2.0 ** 15, period: int = 2000, floor: float = 1.0) -> None:
         super().__init__(name="loss_scale")
         self.enabled = enabled
         self.period = period
+        self.floor = floor
         self.scale = tf.Variable(initial if enabled else 1.0, trainable=False, name="scale")
         self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="good_steps")
 
@@ -62,5 +65,10 @@ class LossScale(tf.Module):
         if not self.enabled:
             return
         grow = tf.logical_and(finite, self.good_steps + 1 >= self.period)
-        self.scale.assign(tf.where(grow, self.scale * 2.0, tf.where(finite, self.scale, self.scale / 2.0)))
+        shrunk = tf.maximum(self.scale / 2.0, self.floor)
+        self.scale.assign(tf.where(grow, self.scale * 2.0, tf.where(finite, self.scale, shrunk)))
         self.good_steps.assign(tf.where(finite & ~grow, self.good_steps + 1, tf.constant(0, tf.int64)))
+
+    def at_floor(self) -> bool:
+        """Whether the scale can shrink no further (read after a step)."""
+        return self.enabled and float(self.scale.numpy()) <= self.floor

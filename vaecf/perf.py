@@ -24,9 +24,9 @@ import numpy as np
 import tensorflow as tf
 
 from vaecf.flops import forward_gemm_flops, output_gemm_flops
-from vaecf.model import compute_dtype
+from vaecf.model import compute_dtype, use_tf32
 from vaecf.provenance import cpu_flags, cpu_model, git_sha, package_version
-from vaecf.tfenv import cpu_allocator
+from vaecf.tfenv import TF32, cpu_allocator, gpu_memory_growth
 
 GemmFlavour = Literal["step", "forward"]
 """``step``: the training step's three output GEMMs; ``forward``: scoring's one."""
@@ -36,6 +36,7 @@ def gemm_rate(batch: int, hidden: int, n_items: int, precision: str = "float32",
               repeats: int = 5, flavour: GemmFlavour = "step") -> float:
     """FLOP/s of the output layer's GEMMs at this shape (best of ``repeats``, after warm-up)."""
     dtype = compute_dtype(precision)  # type: ignore[arg-type]
+    use_tf32(precision)  # type: ignore[arg-type]  # the ceiling under the step's own TF32 setting
     rng = tf.random.Generator.from_seed(0)
     h = tf.cast(rng.normal([batch, hidden]), dtype)
     w = tf.cast(rng.normal([hidden, n_items]), dtype)
@@ -83,6 +84,11 @@ def reset_peak_memory() -> None:
     """Start a new peak for ``window_peak_bytes``: Linux's resident high-water mark, and the GPU's."""
     with suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+    reset_device_peak()
+
+
+def reset_device_peak() -> None:
+    """Start a new peak for ``device_peak_bytes`` (nothing to do without a GPU)."""
     if tf.config.list_physical_devices("GPU"):
         tf.config.experimental.reset_memory_stats("GPU:0")
 
@@ -110,31 +116,64 @@ def gpus() -> list[str]:
     return names
 
 
-def _nvidia_driver() -> str | None:
+NA = "n/a"
+"""A GPU figure on a machine without a GPU (or a build without CUDA)."""
+
+
+def _nvidia_smi(fields: str) -> list[str] | None:
+    """``nvidia-smi --query-gpu=FIELDS`` one line per GPU (no TensorFlow, no device context), or None."""
     with suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+        out = subprocess.run(["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
                              capture_output=True, text=True, timeout=20, check=True)
-        return out.stdout.strip().splitlines()[0]
+        return out.stdout.strip().splitlines()
     return None
+
+
+def gpu_info() -> dict[str, Any]:
+    """The GPUs TensorFlow sees and the software under them; ``n/a`` for each figure where there is none."""
+    names = gpus()
+    build = tf.sysconfig.get_build_info()
+    smi = _nvidia_smi("driver_version,memory.total") if names else None
+    return {
+        "gpus": names,
+        "gpu_count": len(names),
+        "gpu_driver": smi[0].split(",")[0].strip() if smi else NA,
+        "gpu_memory_total_bytes": [int(line.split(",")[1]) * 2**20 for line in smi] if smi else NA,
+        "cuda": build.get("cuda_version") or NA,
+        "cudnn": build.get("cudnn_version") or NA,
+        "nccl": package_version("nvidia-nccl-cu12") or NA,
+        "gpu_memory_growth": gpu_memory_growth(),
+        "tf32": TF32,
+    }
+
+
+def horovod_build() -> dict[str, Any] | None:
+    """Which collectives this Horovod was built with (None where it is not installed).
+
+    Records need it: without NCCL, GPU tensors are all-reduced through the host (Gloo), and a
+    "horovod, 2 GPUs" figure would not say so.
+    """
+    if package_version("horovod") is None:
+        return None
+    try:
+        import horovod.tensorflow as hvd
+    except Exception as e:  # ImportError, or its ops failing to load against this TensorFlow
+        return {"error": f"{type(e).__name__}: {e}"[:300]}
+    return {"nccl": bool(hvd.nccl_built()), "gloo": bool(hvd.gloo_built()), "mpi": bool(hvd.mpi_built())}
 
 
 def machine_info() -> dict[str, Any]:
     """What a result record needs to say about where it was measured."""
-    gpu_names = gpus()
-    build = tf.sysconfig.get_build_info()
     return {
         "hostname": platform.node(),
         "cpu": cpu_model(),
         "cpu_flags": cpu_flags(),
         "cores": os.cpu_count(),
-        "gpus": gpu_names,
-        "gpu_count": len(gpu_names),
-        "gpu_driver": _nvidia_driver() if gpu_names else None,
-        "cuda": build.get("cuda_version"),
-        "cudnn": build.get("cudnn_version"),
+        **gpu_info(),
         "python": platform.python_version(),
         "tf_cpu_allocator": cpu_allocator(),
         "versions": {"tensorflow": tf.__version__,
                      **{name: package_version(name) for name in ("numpy", "scipy", "pandas", "horovod")}},
+        "horovod_build": horovod_build(),
         "git_sha": git_sha(),
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vaecf import gpus
 from vaecf.config import TrainConfig
 from vaecf.launch import horovod_installed, launch, world_from_env
 
@@ -42,7 +44,7 @@ def _probe_run(workers: int, engine: str, users: int, items: int, nnz: int, batc
         command = [sys.executable, "-m", "vaecf.probe", "--out", tmp, "--engine", engine,
                    "--users", str(users), "--items", str(items), "--nnz", str(nnz),
                    "--batch-size", str(batch_size), "--kind", kind, "--dropout-keep", "0.5", "--no-weights"]
-        code = (subprocess.run(command, timeout=timeout).returncode if workers == 1
+        code = (subprocess.run(command, timeout=timeout, env=gpus.first(os.environ, 1)).returncode if workers == 1
                 else launch(command, workers, engine, timeout=timeout, one_process=False))
         if code:
             raise RuntimeError(f"probe with {workers} {engine} worker(s) failed with exit code {code}")

@@ -18,11 +18,28 @@ from __future__ import annotations
 import os
 
 ALLOCATOR_ENV = "TF_CPU_ALLOCATOR_USE_BFC"
+GPU_GROWTH_ENV = "TF_FORCE_GPU_ALLOW_GROWTH"
+"""GPU memory growth: without it TensorFlow reserves nearly all memory of every GPU it sees at its
+first GPU op, so a parent that measured on a GPU (``vaecf bench --workers``) or a child that sees
+all GPUs leaves the others about 1 GiB. Set in the environment, it holds in every process started
+from this one too (workers, the runner's children)."""
+
+TF32 = {"float32": False, "mixed_float16": False, "mixed_bfloat16": False}
+"""TensorFloat-32 (10-bit mantissa float32 matmuls on Ampere and newer GPUs; TensorFlow's default
+there is on) per precision: off everywhere. "float32" then means IEEE float32 for the baseline, the
+GEMM ceiling and the tests' tolerances on every GPU; the mixed precisions do their matmuls in 16 bits,
+so TF32 would touch none of them. No effect on CPUs (2.21 checked on AMX). Recorded with each row."""
 
 
 def configure() -> None:
-    """Set the defaults (read by TensorFlow when it creates its CPU allocator, i.e. at its first op)."""
+    """Set the defaults (read by TensorFlow when it creates its allocators, i.e. at its first op)."""
     os.environ.setdefault(ALLOCATOR_ENV, "true")
+    os.environ.setdefault(GPU_GROWTH_ENV, "true")
+
+
+def gpu_memory_growth() -> bool:
+    """Whether this process's TensorFlow grows its GPU memory as needed (the setting, read as TF reads it)."""
+    return os.environ.get(GPU_GROWTH_ENV, "").lower() == "true"
 
 
 def cpu_allocator() -> str:

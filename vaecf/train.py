@@ -88,6 +88,9 @@ class Trainer:
                                   input_signature=[batch_spec(n_items, "sparse")])
         self.throughput = Throughput()
         self._steps_seen = 0
+        self.skipped_steps = 0
+        """Steps whose float16 gradients overflowed: not applied, so not updates (``train_updates``)."""
+        self._skipped_last = False
 
     # -- one step --------------------------------------------------------------------------------
     def _loss_and_grads(self, x: tf.Tensor | tf.SparseTensor) -> tuple[Loss, list[tf.Tensor]]:
@@ -153,6 +156,8 @@ class Trainer:
             order, per_worker = self._epoch_shard(split.train, epoch)
             start = time.perf_counter()
             for _ in self._steps(split.train, order, per_worker, epoch):
+                if self._skipped_last:  # a float16 overflow: no update was applied
+                    continue
                 done += 1
                 if done % eval_every == 0 or done == updates:
                     train_s += time.perf_counter() - start
@@ -183,9 +188,18 @@ class Trainer:
         it = batches(train, order, per_worker, t.input, t.pipeline, t.prefetch, pad=t.xla and t.input == "sparse")
         last = time.perf_counter()
         for k, x in enumerate(it):
+            before = int(self.optimizer.iterations.numpy()) if self.loss_scale.enabled else 0
+            floored = self.loss_scale.at_floor()
             loss = self.step(x)
             values = np.array([float(loss.total), float(loss.neg_ll), float(loss.kl)])  # syncs the device
             now = time.perf_counter()
+            self._skipped_last = self.loss_scale.enabled and int(self.optimizer.iterations.numpy()) == before
+            if self._skipped_last:
+                self.skipped_steps += 1
+                if floored:
+                    raise TrainingError(f"non-finite float16 gradients at epoch {epoch}, step {k} with the loss "
+                                        f"scale at its floor ({self.loss_scale.floor:g}): float16 cannot hold "
+                                        "this model's gradients; use mixed_bfloat16 or float32")
             if not np.isfinite(values[0]):
                 raise TrainingError(f"non-finite loss {values[0]} at epoch {epoch}, step {k} "
                                     f"(precision={t.precision}, lr={t.lr}); the last finished epoch's "

@@ -64,8 +64,8 @@ def test_tiny_ladder_runs_resumes_and_refuses_changed_code(tmp_path, monkeypatch
             runner.run_ladder(str(path), "smoke", **kwargs)
         (run_dir / name).write_bytes(saved)
 
-    probe = runner._probe()
-    monkeypatch.setattr(runner, "_probe", lambda: {**probe, "git_sha": "0123456789ab"})
+    probe = runner.doctor.probe()
+    monkeypatch.setattr(runner.doctor, "probe", lambda: {**probe, "git_sha": "0123456789ab"})
     with pytest.raises(VaecfError, match="was started with code"):
         runner.run_ladder(str(path), "smoke", **kwargs)
 
