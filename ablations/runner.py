@@ -137,7 +137,8 @@ def _start_run(run_dir: Path, ladder: Ladder, budget: Budget, split: Split, hard
                              "a run's measurements must come from one code and library state: finish it with "
                              "those, or start a new run (remove the folder or choose another --out)")
         return run
-    run = {**identity, "machine": probe, "data": split.stats, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    run = {**identity, "machine": {**probe, "command": sys.argv}, "data": split.stats,
+           "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     write_json(path, run)
     return run
 

@@ -225,7 +225,8 @@ def _add_compare(sub: Any) -> None:
 
 def _add_bench(sub: Any) -> None:
     p = _command(sub, "bench", "throughput and MFU, dense vs sparse, at given batch sizes", _cmd_bench)
-    p.add_argument("--dataset", default="synthetic:ml-20m", help="prepared (and cached) if --data is absent")
+    p.add_argument("--dataset", help="prepared (and cached) if --data is absent (default: ML-20M's shape, "
+                   "vaecf.workload: synthetic:ml-20m)")
     p.add_argument("--data", type=Path, help="an already prepared split (default: --dataset, prepared)")
     p.add_argument("--cache", type=Path, default=Path(".cache/bench-data"), help="where --dataset is prepared")
     p.add_argument("--batch-sizes", type=_int_list, metavar="B,B,...",
@@ -495,12 +496,19 @@ def _cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
-    from vaecf.bench import bench
+    from dataclasses import replace
 
-    out = bench(dataset=args.dataset, data=args.data, cache=args.cache, batch_sizes=args.batch_sizes,
-                inputs=args.inputs, pipeline=args.pipeline, precision=args.precision, xla=args.xla,
-                warmup=args.warmup, steps=args.steps, breakdown=args.breakdown, workers=args.workers,
-                out=None if args.out is None else _out_file(args.out), argv=argv, serving=args.serving,
-                requests=args.requests, k=args.k)
+    from vaecf.bench import BenchSpec, bench_serving, bench_training, bench_workers
+
+    spec = BenchSpec(data=args.data, cache=args.cache, warmup=args.warmup, steps=args.steps,
+                     out=None if args.out is None else _out_file(args.out), argv=tuple(argv),
+                     **({} if args.dataset is None else {"dataset": args.dataset}))
+    if args.serving:
+        out = bench_serving(spec, args.requests, args.k)
+    else:
+        out = bench_training(spec, args.batch_sizes, args.inputs, args.pipeline, args.precision, args.xla,
+                             args.breakdown)
+        if args.workers is not None:
+            out = bench_workers(replace(spec, out=out), args.workers, args.batch_sizes[0])
     print(f"wrote {out}")
     return 0

@@ -24,6 +24,7 @@ from vaecf.data.split import Split
 from vaecf.errors import ConfigError
 from vaecf.io import atomic_write, read_json, write_json
 from vaecf.metrics import evaluate
+from vaecf.provenance import header
 
 METRICS = ("ndcg@100", "recall@20", "recall@50")
 NEURAL: tuple[ModelKind, ...] = ("vae", "dae")
@@ -49,9 +50,12 @@ def compare(data: Path, models: Sequence[str], seeds: int, base: RunConfig, out:
         raise ConfigError("seeds", seeds, ">= 1")
     precisions = tuple(precisions) or (base.train.precision,)
     split = Split.load(data)
-    record = read_json(out) if out.is_file() else {"data": split.stats, "results": {}}
+    record = read_json(out) if out.is_file() else {"machine": header(), "data": split.stats, "results": {}}
     if record["data"]["cache_key"] != split.stats["cache_key"]:
         raise ConfigError("out", str(out), f"a record of the split in {data} (it holds another split's)")
+    made_at, now = record.get("machine", {}).get("git_sha"), header()["git_sha"]
+    if made_at is not None and made_at != now:  # one record, one code: resume it at its own commit
+        raise ConfigError("out", str(out), f"a record made at this code ({now}; it was made at {made_at})")
     for model in models:
         if model not in NEURAL:
             done = record["results"].setdefault(model, {"runs": []})

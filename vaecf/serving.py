@@ -40,8 +40,8 @@ WARM_REQUESTS = 10
 def measure_serving(split: Split, requests: int, k: int, warmup: int, steps: int,
                     seed: int = 0) -> dict[str, Any]:
     """Evaluation throughput, single-user recommend latency and the validation share of an epoch."""
-    from vaecf.bench import measure
     from vaecf.train import Trainer
+    from vaecf.train_speed import train_speed
 
     load_before = os.getloadavg()[0]  # other processes on the cores make every figure here slower
     trainer = Trainer(split.n_items, RunConfig())
@@ -49,7 +49,7 @@ def measure_serving(split: Split, requests: int, k: int, warmup: int, steps: int
     latency = recommend_latency(Warm(trainer), split, requests, k, seed)
     latency["output_product_p50_ms"] = output_product_ms(trainer, requests)
     train = TrainConfig(batch_size=min(TrainConfig().batch_size, split.train.shape[0]))  # only full batches are timed
-    users_per_s = measure(split, train, warmup, steps)["users_per_s"]
+    users_per_s = train_speed(split, train, warmup, steps)["users_per_s"]
     epoch_s = split.train.shape[0] / users_per_s["median"]
     share = {"batch_size": train.batch_size, "timed_steps": users_per_s["steps"],
              "train_users_per_s": users_per_s["median"], "epoch_s_estimated": epoch_s,

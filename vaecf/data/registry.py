@@ -1,4 +1,4 @@
-"""The datasets: where each is published, its checksums, its rating scale and the protocol's N.
+"""The datasets: where each is published, its checksums, its rating scale, the protocol's N, its shape.
 
 The one place these facts live; readers (``sources``), preparation (``prepare``) and the command
 line's help take them from here.
@@ -61,3 +61,27 @@ NETFLIX_HELP = ("Netflix no longer distributes the Netflix Prize data; pass your
                 "combined_data_1..4.txt, or one such file")
 DEFAULT_HELDOUT = {"ml-20m": 10_000, "netflix": 40_000, "ml-1m": 600, "ml-100k": 100}
 """The paper's N for ML-20M and Netflix; for the small MovieLens sets about 10% of users."""
+
+
+@dataclass(frozen=True)
+class PreparedShape:
+    """A dataset's size after the paper's protocol: what a step costs on it."""
+
+    users: int
+    """Users kept (at least 5 ratings of 3.5 or more)."""
+    items: int
+    """Items kept: the width of the input and output layers."""
+    mean_items: float
+    """Mean positives per user."""
+    heldout: int
+    """Validation users, and as many test users (the protocol's N)."""
+
+    @property
+    def train_users(self) -> int:
+        return self.users - 2 * self.heldout
+
+
+ML20M = PreparedShape(users=136_677, items=20_108, mean_items=73.1, heldout=DEFAULT_HELDOUT["ml-20m"])
+"""ML-20M as the paper preprocesses it: every speed figure is measured at this shape (``vaecf.workload``)."""
+NETFLIX = PreparedShape(users=463_435, items=17_769, mean_items=122.7, heldout=DEFAULT_HELDOUT["netflix"])
+"""Netflix as the paper preprocesses it."""
