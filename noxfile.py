@@ -154,7 +154,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "vaecf", "ablations", "benchmarks", "tests", "noxfile.py")
+    session.run("ruff", "check", "vaecf", "ablations", "benchmarks", "tools", "tests", "noxfile.py")
 
 
 HISTORY_SINCE = "a59ea46"
@@ -185,8 +185,8 @@ BENCH_ACTIONS: dict[str, list[list[str]]] = {
     "history": [["asv", "run", "--show-stderr", "--skip-existing-commits", "--steps", str(HISTORY_STEPS),
                  "-b", HISTORY_BENCHMARKS, f"{HISTORY_SINCE}^..main"],
                 ["asv", "publish"]],
-    # docs/img/asv-*.png from the published site (headless Chromium; benchmarks/asv_screenshot.py).
-    "screenshot": [["python", "benchmarks/asv_screenshot.py"]],
+    # docs/img/asv-*.png from the published site (headless Chromium; tools/asv_screenshot.py).
+    "screenshot": [["python", "tools/asv_screenshot.py"]],
 }
 
 

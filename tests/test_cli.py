@@ -130,10 +130,10 @@ def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParse
 
 def test_every_option_states_its_default() -> None:
     for parser in _parsers(build_parser()):
-        help_of = parser.formatter_class(parser.prog)._get_help_string  # type: ignore[attr-defined]
+        help_of = parser.formatter_class(prog=parser.prog)._get_help_string
         for action in parser._actions:
             if action.option_strings and action.dest != "help" and not action.required:
-                assert "default" in help_of(action), f"{parser.prog} {action.option_strings[0]}"
+                assert "default" in (help_of(action) or ""), f"{parser.prog} {action.option_strings[0]}"
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 
@@ -34,9 +35,33 @@ def test_the_serving_bench_writes_finite_figures(tmp_path, capsys) -> None:
     assert figures and all(math.isfinite(x) for x in figures)
     e, r, v = serving["evaluation"], serving["recommend"], serving["validation_vs_epoch"]
     assert e["users_per_s"] > 0 and e["scoring_s"] > 0 and e["ranking_s"] > 0 and e["ceiling_users_per_s"] > 0
-    assert r["requests"] == 30 and 0 < r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] <= r["max_ms"]
-    assert 0 < r["output_product_p50_ms"] < r["max_ms"]  # a part of every request
+    assert r["requests"] == 30 and r["k"] == 5
     assert 0 < v["validation_share"] < 1
+
+
+def test_recommend_latency_times_each_request_apart_after_the_warm_ones(tiny_split, monkeypatch) -> None:
+    # A scripted clock: the i-th recommend call (warm ones included) takes i ms, so the timed requests
+    # take WARM_REQUESTS..WARM_REQUESTS+99 ms, whatever the machine.
+    from vaecf import serving
+
+    recommend_module = importlib.import_module("vaecf.recommend")  # the module: vaecf.recommend is the function
+    clock, calls = [0.0], []
+
+    def recommend(model, split, history, k):  # noqa: ANN001, ANN202
+        calls.append((len(history), k))
+        clock[0] += len(calls) / 1e3
+        return []
+
+    monkeypatch.setattr(recommend_module, "recommend", recommend)
+    monkeypatch.setattr(serving.time, "perf_counter", lambda: clock[0])
+    latency = serving.recommend_latency(None, tiny_split, requests=100, k=7)  # type: ignore[arg-type]
+    assert len(calls) == 100 + serving.WARM_REQUESTS and {k for _, k in calls} == {7}
+    timed_ms = np.arange(serving.WARM_REQUESTS + 1, serving.WARM_REQUESTS + 101)
+    for q in (50, 90, 99):
+        assert latency[f"p{q}_ms"] == pytest.approx(np.percentile(timed_ms, q))
+    assert latency["max_ms"] == pytest.approx(timed_ms[-1])
+    lengths = [n for n, _ in calls[serving.WARM_REQUESTS:]]
+    assert latency["history_median"] == np.median(lengths) and latency["history_max"] == max(lengths)
 
 
 def _reference(scores: np.ndarray, foldin: sp.csr_matrix, targets: sp.csr_matrix, name: str, k: int) -> np.ndarray:

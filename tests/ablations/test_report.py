@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from typing import Any
 
 import pytest
 
@@ -28,8 +29,9 @@ def curve(values: list[float], every: int, horizon: int = 1000) -> dict:
 
 
 def write_run(folder, budget_s: float = 20.0, target: float = 0.36) -> None:
-    described = [{"index": s.index, "slug": s.slug, "name": s.name, "change": s.change, "notes": [],
-                  "skip": s.skip, "train": dataclasses.asdict(s.train)} for s in STEPS]
+    described: list[dict[str, Any]] = [
+        {"index": s.index, "slug": s.slug, "name": s.name, "change": s.change, "notes": [], "skip": s.skip,
+         "train": dataclasses.asdict(s.train)} for s in STEPS]
     write_json(folder / "calibration.json", CALIBRATION)
     write_json(folder / "run.json", {
         "ladder": {"name": "tiny", "mode": "ladder", "reference": None},

@@ -48,7 +48,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         start = 0
         if requested and not state.ignore_range:
-            start = int(re.fullmatch(r"bytes=(\d+)-", requested).group(1))
+            offset = re.fullmatch(r"bytes=(\d+)-", requested)
+            assert offset is not None, requested
+            start = int(offset.group(1))
             if start >= len(body):
                 self.send_response(416)
                 self.send_header("Content-Range", f"bytes */{len(body)}")
@@ -73,7 +75,7 @@ class _Handler(BaseHTTPRequestHandler):
 def server():
     state = Server()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.state = state  # type: ignore[attr-defined]
+    httpd.state = state
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     state.base = f"http://127.0.0.1:{httpd.server_address[1]}"
