@@ -187,12 +187,19 @@ BENCH_ACTIONS: dict[str, list[list[str]]] = {
                 ["asv", "publish"]],
     # docs/img/asv-*.png from the published site (headless Chromium; tools/asv_screenshot.py).
     "screenshot": [["python", "tools/asv_screenshot.py"]],
+    # Does asv flag what it measures? One extra output-size GEMM per step planted on a scratch commit
+    # over HEAD, asv continuous --factor 1.1 on the training step; passes when every float32 row is
+    # flagged (tools/asv_check.py; record results/<machine>/asv-check-planted.json).
+    "planted": [["python", "tools/asv_check.py", "planted"]],
+    # The same with nothing changed (HEAD against an empty commit over it): passes when no row is flagged.
+    "unchanged": [["python", "tools/asv_check.py", "unchanged"]],
 }
 
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """asv regression tracking: nox -s bench -- [quick|run|continuous|compare|publish|check|history|screenshot] [args].
+    """asv regression tracking: nox -s bench -- [quick|run|continuous|compare|publish|check|history|screenshot|
+    planted|unchanged] [args].
 
     Arguments after the action go to its `asv run`, else to its last command, e.g. `-- quick -b TrainStep`.
     """

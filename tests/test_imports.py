@@ -62,7 +62,7 @@ def test_library_modules_do_not_import_the_command_line(tmp_path: Path) -> None:
 
 # -- no import cycles ----------------------------------------------------------------------------------
 
-PACKAGES = ("vaecf", "ablations", "benchmarks")
+PACKAGES = ("vaecf", "ablations", "benchmarks", "tools")
 
 
 def _module_name(path: Path) -> str:

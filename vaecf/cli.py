@@ -8,11 +8,10 @@ calls a typed library function.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
@@ -31,6 +30,7 @@ from vaecf.config import (
 )
 from vaecf.errors import ConfigError, VaecfError
 from vaecf.rundir import RunDir
+from vaecf.tfenv import load_tensorflow as _load_tensorflow
 
 if TYPE_CHECKING:  # TensorFlow loads only for the commands that need it
     from vaecf.data.split import Split
@@ -39,7 +39,6 @@ if TYPE_CHECKING:  # TensorFlow loads only for the commands that need it
 TRAIN_SWITCHES = ("batch_size", "lr", "epochs", "seed", "eval_every", "input", "pipeline", "precision",
                   "xla", "workers", "engine")
 """TrainConfig fields with their own option (``--batch-size``); every field is also ``--set FIELD=VALUE``."""
-LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
 Command = Callable[[argparse.Namespace, list[str]], int]
 
 
@@ -67,37 +66,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _fail(message: str) -> int:
     print(f"vaecf: error: {message}", file=sys.stderr)
     return 2
-
-
-# -- TensorFlow's start-up logging ------------------------------------------------------------------
-
-def _load_tensorflow(verbose: bool) -> None:
-    """Import TensorFlow, keeping its C++ start-up logging off stderr unless ``--verbose``.
-
-    TF_CPP_MIN_LOG_LEVEL=3 hides what TensorFlow logs through its own logger (oneDNN notes, the
-    failed cuInit on a machine without a GPU); a user's own setting of it wins. The "Could not
-    find cuda drivers" lines come from absl before its logging is initialised, which no variable
-    controls, so the import itself runs with file descriptor 2 on /dev/null when the level is 3.
-    """
-    if not verbose:
-        os.environ.setdefault(LOG_LEVEL, "3")
-    if verbose or os.environ[LOG_LEVEL] != "3" or "tensorflow" in sys.modules:
-        return
-    with _stderr_to_devnull():
-        import tensorflow  # noqa: F401
-
-
-@contextlib.contextmanager
-def _stderr_to_devnull() -> Iterator[None]:
-    sys.stderr.flush()
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
 
 
 # -- the parser ---------------------------------------------------------------------------------------
