@@ -99,9 +99,9 @@ class _Help(argparse.HelpFormatter):
 
 
 def _datasets() -> str:
-    from vaecf.data.prepare import DATASETS
+    from vaecf.data.prepare import DATASET_CHOICES
 
-    return ", ".join(DATASETS)
+    return ", ".join(DATASET_CHOICES)
 
 
 def _models() -> str:
