@@ -95,6 +95,16 @@ def plots(session: nox.Session) -> None:
     session.run("python", "-m", "ablations", "docs")
 
 
+def _prepare_ml100k(session: nox.Session) -> str:
+    """ML-100K with 100 + 100 heldout users, from $VAECF_DATA_DIR (default: the ``shared/data`` folder
+    beside the repository, as tests/conftest.py) when there, else downloaded; the prepared folder."""
+    source = Path(os.environ.get("VAECF_DATA_DIR", "../shared/data")) / "ml-100k" / "u.data"
+    data = ".cache/data/ml-100k-h100"
+    session.run("python", "-m", "vaecf", "data", "prepare", "ml-100k", "--heldout-users", "100", "--out", data,
+                *(["--source", str(source)] if source.is_file() else []))
+    return data
+
+
 @nox.session(python=PYTHON)
 def quality(session: nox.Session) -> None:
     """README quality table: ML-100K (100/100 heldout users), Mult-VAE over 5 seeds, EASE, popularity.
@@ -102,10 +112,7 @@ def quality(session: nox.Session) -> None:
     Reads $VAECF_DATA_DIR/ml-100k/u.data when present, else downloads ml-100k.zip (checksum verified).
     """
     session.install("-e", ".")
-    source = Path(os.environ.get("VAECF_DATA_DIR", "../shared/data")) / "ml-100k" / "u.data"
-    data = ".cache/data/ml-100k-h100"
-    session.run("python", "-m", "vaecf", "data", "prepare", "ml-100k", "--heldout-users", "100", "--out", data,
-                *(["--source", str(source)] if source.is_file() else []))
+    data = _prepare_ml100k(session)
     session.run("python", "-m", "vaecf", "compare", "--data", data, "--models", "vae,ease,popularity",
                 "--seeds", "5", "--batch-size", "100", "--out", "results/quality/ml-100k.json", *session.posargs)
 
@@ -131,10 +138,7 @@ def precision(session: nox.Session) -> None:
     epochs: its calibration converges within ~25).
     """
     session.install("-e", ".")
-    source = Path(os.environ.get("VAECF_DATA_DIR", "../shared/data")) / "ml-100k" / "u.data"
-    ml100k, synthetic = ".cache/data/ml-100k-h100", ".cache/data/synthetic_small_items-2000_mean_items-40"
-    session.run("python", "-m", "vaecf", "data", "prepare", "ml-100k", "--heldout-users", "100", "--out", ml100k,
-                *(["--source", str(source)] if source.is_file() else []))
+    ml100k, synthetic = _prepare_ml100k(session), ".cache/data/synthetic_small_items-2000_mean_items-40"
     session.run("python", "-m", "vaecf", "data", "prepare", "synthetic:small,items=2000,mean_items=40",
                 "--out", synthetic)
     both = ("--models", "vae", "--precisions", "float32,mixed_bfloat16")
