@@ -21,7 +21,7 @@ from typing import Any
 
 from ablations.ladder import Step
 from ablations.quality import NOISE_SIGMAS
-from ablations.speed import summarise
+from ablations.speed import speed_summary
 from vaecf.config import TrainConfig
 from vaecf.data.registry import ML20M
 from vaecf.io import atomic_write, read_json
@@ -52,7 +52,7 @@ def derive(records: dict[str, Any]) -> dict[str, Any]:
         row["status"] = "skipped" if s["skip"] else "done"
         if not s["skip"]:
             step = Step(s["index"], s["name"], s["change"], TrainConfig(**s["train"]))
-            row.update(summarise(speed, step))
+            row.update(speed_summary(speed, step))
             row["global_batch"] = step.train.global_batch
             row["ml20m_epoch_s"] = ML20M.train_users / row["users_per_s"]  # an epoch of the real data
             row.update(_quality(records["curves"][s["slug"]], row["seconds_per_update"], budget_s, target))

@@ -72,7 +72,7 @@ def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None
         run_dir = out or run_dir.with_name(f"{run_dir.name}-{folder_name(dataset)}")
     run_dir.mkdir(parents=True, exist_ok=True)  # a bad --out fails here, before any work
     split, data_dir = _prepare(budget, source, data_cache)
-    probe = _probe()
+    probe = _machine_in_child()
     hardware = hardware or Hardware(gpus=probe["gpu_count"], cores=os.cpu_count() or 1,
                                     horovod=probe["versions"]["horovod"] is not None)
     if ladder.needs_gpu and not hardware.gpus:
@@ -92,23 +92,23 @@ def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None
     else:
         steps = resolve(ladder, hardware, budget, train_users)
     reference = Step(-1, "the original code path (time budget)", "", PAPER_CODE_PATH)
-    speeds = speed.measure([*steps, reference], run_dir, budget, data_cache, log)
-    spu = {s.speed_key: speed.summarise(speeds, s)["seconds_per_update"]
-           for s in [*steps, reference] if s.skip is None}
+    speeds = speed.time_windows([*steps, reference], run_dir, budget, data_cache, log)
+    seconds_per_update = {s.speed_key: speed.speed_summary(speeds, s)["seconds_per_update"]
+                          for s in [*steps, reference] if s.skip is None}
     target, budget_s = budget_and_target(calibration["summary"], budget.target_fraction, budget.time_factor,
-                                         spu[reference.speed_key])
-    run.update(steps=[_describe(s) for s in steps], target_ndcg=target, budget_s=budget_s,
+                                         seconds_per_update[reference.speed_key])
+    run.update(steps=[_step_record(s) for s in steps], target_ndcg=target, budget_s=budget_s,
                calibration=_relative(calibration_path, run_dir),
                reference_speed_key=reference.speed_key)
     write_json(run_dir / "run.json", run)
-    _train_for_quality(steps, spu, budget_s, budget, data_dir, run_dir, log)
+    _train_for_quality(steps, seconds_per_update, budget_s, budget, data_dir, run_dir, log)
     from ablations.report import write_report
 
     write_report(run_dir)
     return run_dir
 
 
-def _probe() -> dict[str, Any]:
+def _machine_in_child() -> dict[str, Any]:
     """This machine as TensorFlow sees it (GPUs, versions, CPU flags), from a child process."""
     code = "import json; from vaecf.perf import machine_info; print('PROBE ' + json.dumps(machine_info()))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -159,7 +159,7 @@ def _calibration(split: Split, data_dir: Path, budget: Budget, path: Path, log: 
     return quality.calibrate(split, data_dir, budget.calibration_seeds, budget.calibration_updates, path, log)
 
 
-def _train_for_quality(steps: list[Step], spu: dict[str, float], budget_s: float, budget: Budget,
+def _train_for_quality(steps: list[Step], seconds_per_update: dict[str, float], budget_s: float, budget: Budget,
                        data_dir: Path, run_dir: Path, log: Log) -> None:
     """One curve per distinct computation, long enough for the fastest step that shares it."""
     groups: dict[str, list[Step]] = {}
@@ -169,7 +169,7 @@ def _train_for_quality(steps: list[Step], spu: dict[str, float], budget_s: float
     for key, members in groups.items():
         first = members[0]
         horizon = budget.calibration_updates * PAPER_CODE_PATH.global_batch // first.train.global_batch
-        fastest = min(spu[s.speed_key] for s in members)
+        fastest = min(seconds_per_update[s.speed_key] for s in members)
         updates = max(1, min(horizon, math.ceil(budget_s / fastest)))
         every = max(1, math.floor(budget_s / budget.evaluations / fastest))
         path = run_dir / "quality" / f"{first.slug}.json"
@@ -187,17 +187,17 @@ def _train_for_quality(steps: list[Step], spu: dict[str, float], budget_s: float
 
 
 def budget_and_target(summary: dict[str, Any], target_fraction: float, time_factor: float,
-                      reference_spu: float) -> tuple[float, float]:
+                      reference_seconds_per_update: float) -> tuple[float, float]:
     """The target NDCG (a fraction of the calibrated converged value) and every step's time budget:
     ``time_factor`` x the calibrated updates to that target x the original code path's seconds per update."""
     target = target_fraction * summary["converged_ndcg"]
     to_target = quality.updates_to(summary, target)
     if to_target is None:  # cannot happen for a fraction <= 1 of the curve's own best; guards a bad record
         raise VaecfError(f"the calibration never reaches {target_fraction:.0%} of its best NDCG")
-    return target, time_factor * to_target * reference_spu
+    return target, time_factor * to_target * reference_seconds_per_update
 
 
-def _describe(step: Step) -> dict[str, Any]:
+def _step_record(step: Step) -> dict[str, Any]:
     return {"index": step.index, "slug": step.slug, "name": step.name, "change": step.change,
             "train": dataclasses.asdict(step.train), "notes": list(step.notes), "skip": step.skip,
             "speed_key": step.speed_key, "maths_key": step.maths_key}

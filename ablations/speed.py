@@ -41,7 +41,7 @@ def ceiling_shapes(steps: Sequence[Step]) -> list[tuple[int, str]]:
     return sorted({(s.train.global_batch // s.train.workers, s.train.precision) for s in steps})
 
 
-def measure(steps: Sequence[Step], run_dir: Path, budget: Budget, cache: Path,
+def time_windows(steps: Sequence[Step], run_dir: Path, budget: Budget, cache: Path,
             log: Callable[[str], None], windows: int | None = None) -> dict[str, Any]:
     """Time every distinct configuration of ``steps`` in ``windows`` (default: the budget's) rounds.
 
@@ -109,7 +109,7 @@ def _child(run_dir: Path, r: int, steps: list[Step], shapes: list[tuple[int, str
                    run_dir / "speed.log", what)
 
 
-def summarise(record: dict[str, Any], step: Step) -> dict[str, Any]:
+def speed_summary(record: dict[str, Any], step: Step) -> dict[str, Any]:
     """One configuration's speed: median of its windows' medians, their spread, MFU and memory."""
     from vaecf.flops import flops_per_user, mfu
 

@@ -41,7 +41,7 @@ def run_bench(allocator: str, precision: str, batch_sizes: str, steps: int, out:
     return read_json(out)
 
 
-def summarise(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def allocator_summary(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per precision and batch size: each allocator's medians over rounds, and bfc/malloc."""
     rows = []
     for precision in PRECISIONS:
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                         return 1
             rounds.append(rnd)
     record = {"argv": sys.argv, "machine": rounds[0][PRECISIONS[0]]["malloc"]["machine"],
-              "summary": summarise(rounds), "rounds": rounds}
+              "summary": allocator_summary(rounds), "rounds": rounds}
     write_json(args.out, record)
     table = markdown_table(record)
     atomic_write(args.out.with_suffix(".md"), lambda tmp: tmp.write_text(table))

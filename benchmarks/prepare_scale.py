@@ -280,7 +280,7 @@ def run_prepare(shape: Shape, source: Path, out: Path, probe: Path) -> dict[str,
             "tensorflow_imported": tensorflow, "stats": json.loads(printed.read_text())}
 
 
-def measure(shape: Shape, workdir: Path, repeats: int) -> dict[str, Any]:
+def measure_preparation(shape: Shape, workdir: Path, repeats: int) -> dict[str, Any]:
     """Write (or reuse) the source, prepare it ``repeats`` times, and make the record."""
     source, write_s = ensure_source(workdir, shape)
     runs = []
@@ -319,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the JSON record here (else print it)")
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    record = measure(SHAPES[args.shape], args.workdir.resolve(), args.repeats)
+    record = measure_preparation(SHAPES[args.shape], args.workdir.resolve(), args.repeats)
     text = json.dumps(record, indent=2, allow_nan=False) + "\n"
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

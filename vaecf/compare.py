@@ -26,7 +26,7 @@ from vaecf.io import atomic_write, read_json, write_json
 from vaecf.metrics import evaluate
 from vaecf.provenance import header
 
-METRICS = ("ndcg@100", "recall@20", "recall@50")
+TABLE_METRICS = ("ndcg@100", "recall@20", "recall@50")
 NEURAL: tuple[ModelKind, ...] = ("vae", "dae")
 BASELINES = ("ease", "popularity")
 MODELS = (*NEURAL, *BASELINES)
@@ -121,10 +121,10 @@ def _baseline(model: str, split: Split) -> dict[str, Any]:
     raise ConfigError("model", model, "one of " + ", ".join(BASELINES))
 
 
-def summarise(runs: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+def seed_summary(runs: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
     """Per metric: mean over runs and its standard error (0 for a single run)."""
     out = {}
-    for m in METRICS:
+    for m in TABLE_METRICS:
         v = np.array([r["test"][m] for r in runs])
         se = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else 0.0
         out[m] = (float(v.mean()), se)
@@ -132,16 +132,16 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
 
 
 def markdown_table(record: dict[str, Any]) -> str:
-    lines = ["| model | runs | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
+    lines = ["| model | runs | " + " | ".join(TABLE_METRICS) + " |", "|---|---|" + "---|" * len(TABLE_METRICS)]
     for model, res in record["results"].items():
         if not res["runs"]:
             continue
-        stats = summarise(res["runs"])
+        stats = seed_summary(res["runs"])
         cells = [f"{m:.4f} ± {se:.4f}" if len(res["runs"]) > 1 else f"{m:.4f}" for m, se in stats.values()]
         lines.append(f"| {model} | {len(res['runs'])} | " + " | ".join(cells) + " |")
     oracle = record["data"].get("oracle_test")  # synthetic data: ranking by the true probabilities
     if oracle:
-        lines.append("| oracle | - | " + " | ".join(f"{oracle[m]:.4f}" for m in METRICS) + " |")
+        lines.append("| oracle | - | " + " | ".join(f"{oracle[m]:.4f}" for m in TABLE_METRICS) + " |")
     return "\n".join(lines + precision_lines(record))
 
 

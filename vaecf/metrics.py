@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-Scorer = Callable[[sp.csr_matrix], np.ndarray]
+ScoreFn = Callable[[sp.csr_matrix], np.ndarray]
 """Maps a batch of fold-in rows (users x items, CSR) to dense scores of the same shape."""
 
-METRICS = ("ndcg", "recall")
+METRIC_NAMES = ("ndcg", "recall")
 BLOCK = 2000
 """Heldout users scored and ranked at once: a users x items float32 block (160 MB at 20,108 items)."""
 DEFAULT_KS: tuple[tuple[str, int], ...] = (("ndcg", 100), ("recall", 20), ("recall", 50))
@@ -129,7 +129,7 @@ def _ranked_without(scores: np.ndarray, foldin: sp.csr_matrix, k: int) -> np.nda
 
 
 def evaluate(
-    scorer: Scorer,
+    scorer: ScoreFn,
     foldin: sp.csr_matrix,
     targets: sp.csr_matrix,
     ks: Iterable[tuple[str, int]] = DEFAULT_KS,
@@ -143,9 +143,9 @@ def evaluate(
     if foldin.shape != targets.shape:
         raise ValueError(f"fold-in {foldin.shape} and targets {targets.shape} differ in shape")
     ks = list(ks)
-    unknown = {name for name, _ in ks} - set(METRICS)
+    unknown = {name for name, _ in ks} - set(METRIC_NAMES)
     if unknown:
-        raise ValueError(f"unknown metric(s) {sorted(unknown)}: known are {list(METRICS)}")
+        raise ValueError(f"unknown metric(s) {sorted(unknown)}: known are {list(METRIC_NAMES)}")
     out: dict[str, list[np.ndarray]] = {f"{name}@{k}": [] for name, k in ks}
     longest = max((k for _, k in ks), default=1)
     for start in range(0, foldin.shape[0], batch_size):

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # numpy and scipy load on the first call: ``import vaecf`` im
     from vaecf.data.split import Split
 
 
-class Scorer(Protocol):
+class ScoringModel(Protocol):
     """What can rank items: a ``Trainer`` (or anything with its ``scores`` method)."""
 
     def scores(self, foldin: sp.csr_matrix) -> np.ndarray: ...
@@ -36,7 +36,7 @@ class Recommendation:
     notes: list[str] = field(default_factory=list)
 
 
-def recommend(model: Scorer | Callable[[sp.csr_matrix], np.ndarray], split: Split, item_ids: Sequence[int],
+def recommend(model: ScoringModel | Callable[[sp.csr_matrix], np.ndarray], split: Split, item_ids: Sequence[int],
               k: int) -> Recommendation:
     """The ``k`` best items for a user whose history is ``item_ids``, never one of the history.
 

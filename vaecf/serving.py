@@ -28,7 +28,7 @@ import scipy.sparse as sp
 
 from vaecf.config import ModelConfig, RunConfig, TrainConfig
 from vaecf.data.split import Split
-from vaecf.recommend import Scorer
+from vaecf.recommend import ScoringModel
 
 if TYPE_CHECKING:
     from vaecf.train import Trainer
@@ -85,7 +85,7 @@ def evaluation_speed(trainer: Trainer, split: Split) -> dict[str, Any]:
             "of_ceiling": users / seconds / ceiling, "scoring_of_ceiling": users / scoring.seconds / ceiling}
 
 
-def recommend_latency(model: Scorer, split: Split, requests: int, k: int, seed: int = 0) -> dict[str, Any]:
+def recommend_latency(model: ScoringModel, split: Split, requests: int, k: int, seed: int = 0) -> dict[str, Any]:
     """Seconds of ``recommend`` per request (p50/p90/p99 in ms) over ``requests`` training rows drawn at random."""
     from vaecf.recommend import recommend
 

@@ -18,10 +18,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from vaecf.data.registry import ML20M
-from vaecf.data.synthetic import PRESETS, SyntheticConfig, generate
+from vaecf.data.synthetic import SYNTHETIC_PRESETS, SyntheticConfig, generate
 
 PRESET = "ml-20m"
-"""The synthetic preset of ML-20M's shape (``synthetic.PRESETS``)."""
+"""The synthetic preset of ML-20M's shape (``synthetic.SYNTHETIC_PRESETS``)."""
 
 
 def spec(users: int | None = None) -> str:
@@ -32,7 +32,7 @@ def spec(users: int | None = None) -> str:
 def config(users: int = ML20M.users, items: int = ML20M.items, mean_items: float = ML20M.mean_items,
            seed: int = 0) -> SyntheticConfig:
     """The generator's settings for ``users`` rows of ML-20M's shape (narrower catalogues for tests)."""
-    return dataclasses.replace(PRESETS[PRESET], users=users, items=items, mean_items=mean_items, seed=seed)
+    return dataclasses.replace(SYNTHETIC_PRESETS[PRESET], users=users, items=items, mean_items=mean_items, seed=seed)
 
 
 def rows_of_shape(users: int, items: int = ML20M.items, mean_items: float = ML20M.mean_items,

@@ -96,7 +96,8 @@ def test_speed_is_the_median_of_the_window_medians_with_their_spread(tmp_path) -
 
 def test_target_is_absolute_from_the_calibration_and_the_budget_from_the_original_code_path() -> None:
     summary = {"converged_ndcg": 0.40, "updates": [10, 20, 30, 40], "mean": [0.2, 0.37, 0.385, 0.40]}
-    target, budget_s = budget_and_target(summary, target_fraction=0.95, time_factor=1.5, reference_spu=2.0)
+    target, budget_s = budget_and_target(summary, target_fraction=0.95, time_factor=1.5,
+                                         reference_seconds_per_update=2.0)
     assert target == pytest.approx(0.38)
     assert budget_s == pytest.approx(1.5 * 30 * 2.0)  # 0.385 >= 0.38 first at update 30
 

@@ -25,8 +25,8 @@ def test_start_is_the_fastest_measured_and_a_slowing_switch_is_reported_off(tmp_
         measured.append(len(steps))
         return {}
 
-    monkeypatch.setattr(speed, "measure", measure)
-    monkeypatch.setattr(speed, "summarise", lambda record, step: {"users_per_s": users_per_s(step.train)})
+    monkeypatch.setattr(speed, "time_windows", measure)
+    monkeypatch.setattr(speed, "speed_summary", lambda record, step: {"users_per_s": users_per_s(step.train)})
     steps, record = search.search(Ladder.load("leave-one-out"), CPU2, BUDGETS["quick"], 200_000, tmp_path,
                                   tmp_path, log=lambda *a: None)
     start = steps[0].train

@@ -93,7 +93,7 @@ class SyntheticConfig:
                             f"and items//2={self.items // 2} (users get {MIN_ITEMS}..items//2 positives)")
 
 
-PRESETS: dict[str, SyntheticConfig] = {
+SYNTHETIC_PRESETS: dict[str, SyntheticConfig] = {
     "small": SyntheticConfig(),
     "ml-20m": SyntheticConfig(users=ML20M.users),
     "netflix": SyntheticConfig(users=NETFLIX.users, items=NETFLIX.items, mean_items=NETFLIX.mean_items),
@@ -108,7 +108,7 @@ def heldout_users_for(cfg: SyntheticConfig) -> int:
     """The protocol's N, keyed on the user count: 10,000 / 40,000 / 1,000 for the ML-20M, Netflix
     and small numbers of users (the paper's N, and 1,000 + 1,000 of small's 12,000), else 10%."""
     for name, n in _PRESET_HELDOUT.items():
-        if cfg.users == PRESETS[name].users:
+        if cfg.users == SYNTHETIC_PRESETS[name].users:
             return n
     return max(1, cfg.users // 10)
 
@@ -124,12 +124,12 @@ def parse_spec(spec: str) -> SyntheticConfig:
     head, _, rest = spec.partition(":")
     body = rest if head.strip() == "synthetic" else spec
     tokens = [t.strip() for t in body.split(",") if t.strip()]
-    base = PRESETS["small"]
+    base = SYNTHETIC_PRESETS["small"]
     if tokens and "=" not in tokens[0]:
         name = tokens.pop(0)
-        if name not in PRESETS:
-            raise DataError(f"unknown synthetic preset {name!r} in {spec!r}; known: {', '.join(PRESETS)}")
-        base = PRESETS[name]
+        if name not in SYNTHETIC_PRESETS:
+            raise DataError(f"unknown synthetic preset {name!r} in {spec!r}; known: {', '.join(SYNTHETIC_PRESETS)}")
+        base = SYNTHETIC_PRESETS[name]
     known = {f.name for f in dataclasses.fields(SyntheticConfig)}
     overrides: dict[str, int | float] = {}
     for token in tokens:
