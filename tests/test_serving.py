@@ -98,12 +98,12 @@ def test_one_ranking_per_block_gives_the_metrics_of_a_full_sort() -> None:
 def test_a_warm_model_scores_one_user_as_the_trainer_does(tiny_split) -> None:
     from vaecf.config import RunConfig, TrainConfig
     from vaecf.recommend import recommend
-    from vaecf.serving import Warm, training_histories
+    from vaecf.serving import SingleUserScorer, training_histories
     from vaecf.train import Trainer
 
     trainer = Trainer(tiny_split.n_items, RunConfig(train=TrainConfig(epochs=1, batch_size=50)))
     trainer.train_epoch(tiny_split.train, 0, show_progress=False)
-    warm = Warm(trainer)
+    warm = SingleUserScorer(trainer)
     train = tiny_split.train
     for user in range(0, train.shape[0], 41):
         row = train[user]

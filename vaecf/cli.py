@@ -431,7 +431,7 @@ def _cmd_evaluate(args: argparse.Namespace, argv: list[str]) -> int:
 
 def _cmd_recommend(args: argparse.Namespace, argv: list[str]) -> int:
     from vaecf.recommend import recommend
-    from vaecf.serving import Warm
+    from vaecf.serving import SingleUserScorer
 
     try:
         ids = [int(s) for s in args.items.split(",") if s.strip()]
@@ -439,7 +439,7 @@ def _cmd_recommend(args: argparse.Namespace, argv: list[str]) -> int:
         raise VaecfError(f"--items {args.items}: must be comma-separated integer item ids ({e})") from e
     trainer, split = load_run(args.run, args.data)
     try:
-        result = recommend(Warm(trainer), split, ids, args.k)
+        result = recommend(SingleUserScorer(trainer), split, ids, args.k)
     except ConfigError as e:
         raise VaecfError(f"-k {args.k}: {e.rule}") from e
     for note in result.notes:

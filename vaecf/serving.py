@@ -1,6 +1,6 @@
 """Serving: a trained model made ready for single users, and ``vaecf bench --serving``.
 
-``Warm`` wraps a ``Trainer`` for ``vaecf.recommend.recommend``: one user's history goes to one
+``SingleUserScorer`` wraps a ``Trainer`` for ``vaecf.recommend.recommend``: one user's history goes to one
 traced graph as its columns only. The bench measures three figures, each on the prepared split
 and a freshly initialised model (the time of a forward pass and a ranking does not depend on
 the weights' values):
@@ -46,7 +46,7 @@ def measure_serving(split: Split, requests: int, k: int, warmup: int, steps: int
     load_before = os.getloadavg()[0]  # other processes on the cores make every figure here slower
     trainer = Trainer(split.n_items, RunConfig())
     evaluation = evaluation_speed(trainer, split)
-    latency = recommend_latency(Warm(trainer), split, requests, k, seed)
+    latency = recommend_latency(SingleUserScorer(trainer), split, requests, k, seed)
     latency["output_product_p50_ms"] = output_product_ms(trainer, requests)
     train = TrainConfig(batch_size=min(TrainConfig().batch_size, split.train.shape[0]))  # only full batches are timed
     users_per_s = train_speed(split, train, warmup, steps)["users_per_s"]
@@ -131,7 +131,7 @@ def training_histories(split: Split, n: int, seed: int) -> list[list[int]]:
     return [split.item_ids[train.indices[train.indptr[u]:train.indptr[u + 1]]].tolist() for u in users]
 
 
-class Warm:
+class SingleUserScorer:
     """A trainer's scores, with single users scored by a graph over their history's columns.
 
     ``Trainer.scores`` takes any batch as a ``tf.SparseTensor``: for one user the conversion
