@@ -103,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
                               f"code {e.returncode}; nothing written", file=sys.stderr)
                         return 1
             rounds.append(rnd)
-    record = {"argv": sys.argv, "machine": rounds[0][PRECISIONS[0]]["malloc"]["machine"],
+    # The header of the first child's record (it knows TensorFlow's side), naming this command.
+    machine = {**rounds[0][PRECISIONS[0]]["malloc"]["machine"], "command": sys.argv}
+    record = {"argv": sys.argv, "machine": machine,
               "summary": allocator_summary(rounds), "rounds": rounds}
     write_json(args.out, record)
     table = markdown_table(record)
