@@ -137,17 +137,6 @@ def test_every_option_states_its_default() -> None:
 
 
 @pytest.mark.slow
-def test_bench_measures_timed_steps_after_warmup(tiny_split) -> None:
-    from vaecf.config import TrainConfig
-    from vaecf.train_speed import train_speed
-
-    row = train_speed(tiny_split, TrainConfig(batch_size=20), warmup=2, steps=4, parts=True)
-    assert row["users_per_s"]["steps"] >= 4 and row["users_per_s"]["median"] > 0
-    assert row["breakdown_s"]["step"] > 0 and row["breakdown_s"]["first_layer"] > 0
-    assert row["flops_per_user"] > 0
-
-
-@pytest.mark.slow
 def test_bench_keeps_finished_rows_and_reruns_a_killed_one(run, tmp_path, capsys) -> None:
     out = tmp_path / "bench.json"
     args = ["bench", "--data", str(run / "data"), "--batch-sizes", "20", "--inputs", "sparse,dense",
