@@ -111,6 +111,16 @@ def plots(session: nox.Session) -> None:
     session.run("python", "-m", "ablations", "docs")
 
 
+def _prepare_ml100k(session: nox.Session) -> str:
+    """ML-100K with 100 + 100 heldout users, from $VAECF_DATA_DIR (default: the ``shared/data`` folder
+    beside the repository, as tests/conftest.py) when there, else downloaded; the prepared folder."""
+    source = Path(os.environ.get("VAECF_DATA_DIR", "../shared/data")) / "ml-100k" / "u.data"
+    data = ".cache/data/ml-100k-h100"
+    session.run("python", "-m", "vaecf", "data", "prepare", "ml-100k", "--heldout-users", "100", "--out", data,
+                *(["--source", str(source)] if source.is_file() else []))
+    return data
+
+
 @nox.session(python=PYTHON)
 def quality(session: nox.Session) -> None:
     """README quality table: ML-100K (100/100 heldout users), Mult-VAE over 5 seeds, EASE, popularity.
@@ -118,10 +128,7 @@ def quality(session: nox.Session) -> None:
     Reads $VAECF_DATA_DIR/ml-100k/u.data when present, else downloads ml-100k.zip (checksum verified).
     """
     session.install("-e", ".")
-    source = Path(os.environ.get("VAECF_DATA_DIR", "../shared/data")) / "ml-100k" / "u.data"
-    data = ".cache/data/ml-100k-h100"
-    session.run("python", "-m", "vaecf", "data", "prepare", "ml-100k", "--heldout-users", "100", "--out", data,
-                *(["--source", str(source)] if source.is_file() else []))
+    data = _prepare_ml100k(session)
     session.run("python", "-m", "vaecf", "compare", "--data", data, "--models", "vae,ease,popularity",
                 "--seeds", "5", "--batch-size", "100", "--out", "results/quality/ml-100k.json", *session.posargs)
 
@@ -147,10 +154,7 @@ def precision(session: nox.Session) -> None:
     epochs: its calibration converges within ~25).
     """
     session.install("-e", ".")
-    source = Path(os.environ.get("VAECF_DATA_DIR", "../shared/data")) / "ml-100k" / "u.data"
-    ml100k, synthetic = ".cache/data/ml-100k-h100", ".cache/data/synthetic_small_items-2000_mean_items-40"
-    session.run("python", "-m", "vaecf", "data", "prepare", "ml-100k", "--heldout-users", "100", "--out", ml100k,
-                *(["--source", str(source)] if source.is_file() else []))
+    ml100k, synthetic = _prepare_ml100k(session), ".cache/data/synthetic_small_items-2000_mean_items-40"
     session.run("python", "-m", "vaecf", "data", "prepare", "synthetic:small,items=2000,mean_items=40",
                 "--out", synthetic)
     both = ("--models", "vae", "--precisions", "float32,mixed_bfloat16")
@@ -204,7 +208,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "vaecf", "ablations", "benchmarks", "tests", "noxfile.py")
+    session.run("ruff", "check", "vaecf", "ablations", "benchmarks", "tools", "tests", "noxfile.py")
 
 
 HISTORY_SINCE = "a59ea46"
@@ -235,14 +239,21 @@ BENCH_ACTIONS: dict[str, list[list[str]]] = {
     "history": [["asv", "run", "--show-stderr", "--skip-existing-commits", "--steps", str(HISTORY_STEPS),
                  "-b", HISTORY_BENCHMARKS, f"{HISTORY_SINCE}^..main"],
                 ["asv", "publish"]],
-    # docs/img/asv-*.png from the published site (headless Chromium; benchmarks/asv_screenshot.py).
-    "screenshot": [["python", "benchmarks/asv_screenshot.py"]],
+    # docs/img/asv-*.png from the published site (headless Chromium; tools/asv_screenshot.py).
+    "screenshot": [["python", "tools/asv_screenshot.py"]],
+    # Does asv flag what it measures? One extra output-size GEMM per step planted on a scratch commit
+    # over HEAD, asv continuous --factor 1.1 on the training step; passes when every float32 row is
+    # flagged (tools/asv_check.py; record results/<machine>/asv-check-planted.json).
+    "planted": [["python", "tools/asv_check.py", "planted"]],
+    # The same with nothing changed (HEAD against an empty commit over it): passes when no row is flagged.
+    "unchanged": [["python", "tools/asv_check.py", "unchanged"]],
 }
 
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """asv regression tracking: nox -s bench -- [quick|run|continuous|compare|publish|check|history|screenshot] [args].
+    """asv regression tracking: nox -s bench -- [quick|run|continuous|compare|publish|check|history|screenshot|
+    planted|unchanged] [args].
 
     Arguments after the action go to its `asv run`, else to its last command, e.g. `-- quick -b TrainStep`.
     """

@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator  # noqa: E402
 
 from ablations.ladder import BUDGETS  # noqa: E402
-from ablations.report import NOISE_SIGMAS  # noqa: E402
+from ablations.quality import NOISE_SIGMAS  # noqa: E402
 
 ML20M_ITEMS = BUDGETS["full"].speed_items
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vaecf.config import TrainConfig, replace_checked
+from vaecf.config import WARMUP_STEPS, TrainConfig, replace_checked
+from vaecf.data.registry import ML20M
 from vaecf.errors import VaecfError
 
 if sys.version_info >= (3, 11):
@@ -71,9 +72,9 @@ class Budget:
     """Length of the calibration run at batch 500; also the most updates any step trains."""
     windows: int = 3
     """Interleaved timing windows per configuration (speed is their median)."""
-    warmup_steps: int = 2
+    warmup_steps: int = WARMUP_STEPS
     window_steps: int = 2
-    speed_items: int = 20_108
+    speed_items: int = ML20M.items
     """ML-20M's catalogue after the protocol: speed is always measured at this width."""
 
 

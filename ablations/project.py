@@ -17,8 +17,7 @@ from typing import Any
 
 from ablations.ladder import BUDGETS, Ladder, resolve
 from ablations.ladder import Hardware as LadderHardware
-from ablations.report import ML20M_TRAIN_USERS
-from ablations.speed import MEAN_ITEMS, summarise
+from ablations.speed import speed_summary
 from vaecf.config import TrainConfig
 from vaecf.costmodel import (
     Hardware,
@@ -31,6 +30,7 @@ from vaecf.costmodel import (
     predict,
     sourced,
 )
+from vaecf.data.registry import ML20M
 from vaecf.errors import VaecfError
 from vaecf.integrity import read_record
 from vaecf.io import atomic_write, read_json
@@ -109,7 +109,7 @@ def project_run(run_dir: Path, onto: str, rates_path: Path | None = None) -> dic
         from ablations.ladder import Step
 
         train = TrainConfig(**s["train"])
-        row["measured_users_per_s"] = summarise(speed, Step(s["index"], s["name"], "", train))["users_per_s"]
+        row["measured_users_per_s"] = speed_summary(speed, Step(s["index"], s["name"], "", train))["users_per_s"]
         train, row["note"] = on_gpu(train, hw)
         if hw.kind == "gpu" and train.workers > hw.devices:
             row["skip"] = f"needs {train.workers} GPUs"
@@ -157,7 +157,7 @@ def heldout(rates: dict[str, Any], rates_path: str) -> dict[str, Any]:
         train = TrainConfig(batch_size=r["batch_per_gpu"], input="sparse", pipeline="tfdata",
                             precision="float32" if r["precision"] in ("fp32", "tf32") else "mixed_float16",
                             workers=r["gpus"], batch_scope="worker")
-        shape = StepShape.of(train, ML20M_ITEMS, MEAN_ITEMS)
+        shape = StepShape.of(train, ML20M_ITEMS, ML20M.mean_items)
         p = predict(shape, hw, host_cost(rates, train, rates_path))
         rows.append({"hardware": hw.name, "gpus": r["gpus"], "precision": r["precision"],
                      "batch_per_gpu": r["batch_per_gpu"], "published_users_per_s": r["users_per_s"],
@@ -165,11 +165,11 @@ def heldout(rates: dict[str, Any], rates_path: str) -> dict[str, Any]:
                      "bound": _bound(p), "parts_s": p.parts})
     talk = read_json(REFERENCE / "case-study-ladder.json")
     steps = resolve(Ladder.load("case-study"), LadderHardware(gpus=4, cores=20, horovod=True), BUDGETS["full"],
-                    ML20M_TRAIN_USERS)
+                    ML20M.train_users)
     hw = hardware("v100x4", rates)
     predicted = []
     for step in steps:
-        shape = StepShape.of(step.train, ML20M_ITEMS, MEAN_ITEMS)
+        shape = StepShape.of(step.train, ML20M_ITEMS, ML20M.mean_items)
         predicted.append(predict(shape, hw, host_cost(rates, step.train, rates_path)))
     factors = []
     for published, before, after in zip(talk["steps"], predicted, predicted[1:]):
@@ -180,7 +180,7 @@ def heldout(rates: dict[str, Any], rates_path: str) -> dict[str, Any]:
     devices = {p.stem: {k: e for k, e in sourced(load_device(p))} for p in sorted(HARDWARE.glob("*.toml"))}
     return {"made_at": git_sha(), "probe": rates_path, "probe_machine": rates["machine"],
             "host_prep_s": rates["host_prep_s"], "overhead_s": rates["overhead_s"],
-            "workload": {"items": ML20M_ITEMS, "mean_items": MEAN_ITEMS},
+            "workload": {"items": ML20M_ITEMS, "mean_items": ML20M.mean_items},
             "nvidia": rows, "talk": factors, "parameters": devices,
             "how": "python -m ablations heldout --probe " + rates_path}
 
@@ -336,5 +336,5 @@ def heldout_trains() -> list[TrainConfig]:
     trains = [TrainConfig(batch_size=r["batch_per_gpu"], input="sparse", pipeline="tfdata",
                           workers=r["gpus"], batch_scope="worker") for r in nvidia["training"]]
     steps = resolve(Ladder.load("case-study"), LadderHardware(gpus=4, cores=20, horovod=True), BUDGETS["full"],
-                    ML20M_TRAIN_USERS)
+                    ML20M.train_users)
     return trains + [s.train for s in steps]

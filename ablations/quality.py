@@ -31,8 +31,10 @@ from vaecf.errors import VaecfError
 from vaecf.integrity import read_record, write_record
 from vaecf.io import read_json
 from vaecf.progress import Phase
-from vaecf.provenance import provenance
+from vaecf.provenance import header
 
+NOISE_SIGMAS = 2.0
+"""A quality difference counts when it exceeds this many calibration seed deviations (report and charts)."""
 CALIBRATION_EVERY = 10
 """Updates between validations in the calibration (fine enough to place the target)."""
 BASE_SEED = TrainConfig().seed
@@ -69,7 +71,7 @@ def calibrate(split: Split, data: Path, seeds: int, updates: int, out: Path,
     record = read_record(out, "remove it to calibrate again") if out.is_file() else {
         "dataset": split.stats["dataset"], "cache_key": split.stats["cache_key"], "data": split.stats,
         "config": dataclasses.asdict(TrainConfig()), "updates": updates, "every": CALIBRATION_EVERY,
-        "provenance": provenance(), "seeds": []}
+        "machine": header(), "seeds": []}
     if record["cache_key"] != split.stats["cache_key"] or record["updates"] != updates:
         raise VaecfError(f"{out} calibrates other data or another length; move it away to calibrate again")
     with Phase(seeds, "calibration", "seeds", done=min(seeds, len(record["seeds"]))) as phase:

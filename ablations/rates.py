@@ -28,7 +28,7 @@ from ablations.jobs import run_job
 from vaecf.config import ModelConfig, TrainConfig
 from vaecf.integrity import read_record, write_record
 from vaecf.io import read_json
-from vaecf.provenance import machine_name, provenance
+from vaecf.provenance import header, machine_name
 
 REPEATS = 7
 """Batches prepared per (input, batch)."""
@@ -127,15 +127,15 @@ def _tiny_rows(users: int, items: int) -> Any:
 
 
 def child_main(job_path: Path, out_path: Path) -> None:
-    from ablations.speed import workload
     from vaecf.perf import gemm_rate
+    from vaecf.workload import rows_of_shape
 
     job = read_json(job_path)
     largest = max(b for _, b in job["host"])
-    matrix = workload(largest * REPEATS, job["items"], seed=1)
+    matrix = rows_of_shape(largest * REPEATS, job["items"], seed=1)
     record: dict[str, Any] = {
         "machine": machine_name(),
-        "provenance": provenance(),
+        "provenance": header(),  # the key the committed probes have
         "items": job["items"],
         "mean_items": matrix.nnz / matrix.shape[0],
         "load_average": list(os.getloadavg()),

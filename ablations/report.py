@@ -21,16 +21,13 @@ from typing import Any
 
 from ablations.jobs import REDO
 from ablations.ladder import Step
-from ablations.speed import summarise
+from ablations.quality import NOISE_SIGMAS
+from ablations.speed import speed_summary
 from vaecf.config import TrainConfig
+from vaecf.data.registry import ML20M
 from vaecf.errors import DataError
 from vaecf.integrity import read_record
 from vaecf.io import atomic_write
-
-ML20M_TRAIN_USERS = 116_677
-"""ML-20M's training users under the paper's protocol: a step's epoch time on the real data."""
-NOISE_SIGMAS = 2.0
-"""A quality difference counts when it exceeds this many calibration seed deviations."""
 
 
 def load_run(run_dir: Path) -> dict[str, Any]:
@@ -62,9 +59,9 @@ def derive(records: dict[str, Any]) -> dict[str, Any]:
         row["status"] = "skipped" if s["skip"] else "done"
         if not s["skip"]:
             step = Step(s["index"], s["name"], s["change"], TrainConfig(**s["train"]))
-            row.update(summarise(speed, step))
+            row.update(speed_summary(speed, step))
             row["global_batch"] = step.train.global_batch
-            row["ml20m_epoch_s"] = ML20M_TRAIN_USERS / row["users_per_s"]
+            row["ml20m_epoch_s"] = ML20M.train_users / row["users_per_s"]  # an epoch of the real data
             row.update(_quality(records["curves"][s["slug"]], row["seconds_per_update"], budget_s, target))
             row["quality_from"] = None if records["curves"][s["slug"]]["owner"] == s["slug"] \
                 else records["curves"][s["slug"]]["owner"]

@@ -100,17 +100,17 @@ def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None
     else:
         steps = resolve(ladder, hardware, budget, train_users, float16_on_cpu=allow_cpu)
     reference = Step(-1, "the original code path (time budget)", "", PAPER_CODE_PATH)
-    speeds = speed.measure([*steps, reference], run_dir, budget, data_cache, log)
+    speeds = speed.time_windows([*steps, reference], run_dir, budget, data_cache, log)
     rates.ensure(run_dir / "rates.json", [s.train for s in steps if s.skip is None], budget.speed_items, log)
-    spu = {s.speed_key: speed.summarise(speeds, s)["seconds_per_update"]
-           for s in [*steps, reference] if s.skip is None}
+    seconds_per_update = {s.speed_key: speed.speed_summary(speeds, s)["seconds_per_update"]
+                          for s in [*steps, reference] if s.skip is None}
     target, budget_s = budget_and_target(calibration["summary"], budget.target_fraction, budget.time_factor,
-                                         spu[reference.speed_key])
-    run.update(steps=[_describe(s) for s in steps], target_ndcg=target, budget_s=budget_s,
+                                         seconds_per_update[reference.speed_key])
+    run.update(steps=[_step_record(s) for s in steps], target_ndcg=target, budget_s=budget_s,
                calibration=_relative(calibration_path, run_dir),
                reference_speed_key=reference.speed_key)
     write_record(run_dir / "run.json", run)
-    _train_for_quality(steps, spu, budget_s, budget, data_dir, run_dir, log)
+    _train_for_quality(steps, seconds_per_update, budget_s, budget, data_dir, run_dir, log)
     from ablations.report import write_report
 
     write_report(run_dir)
@@ -135,7 +135,8 @@ def _start_run(run_dir: Path, ladder: Ladder, budget: Budget, split: Split, hard
                              "a run's measurements must come from one code and library state: finish it with "
                              "those, or start a new run (remove the folder or choose another --out)")
         return run
-    run = {**identity, "machine": probe, "data": split.stats, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    run = {**identity, "machine": {**probe, "command": sys.argv}, "data": split.stats,
+           "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     write_record(path, run)
     return run
 
@@ -156,7 +157,7 @@ def _calibration(split: Split, data_dir: Path, budget: Budget, path: Path, log: 
     return quality.calibrate(split, data_dir, budget.calibration_seeds, budget.calibration_updates, path, log)
 
 
-def _train_for_quality(steps: list[Step], spu: dict[str, float], budget_s: float, budget: Budget,
+def _train_for_quality(steps: list[Step], seconds_per_update: dict[str, float], budget_s: float, budget: Budget,
                        data_dir: Path, run_dir: Path, log: Log) -> None:
     """One curve per distinct computation, long enough for the fastest step that shares it."""
     groups: dict[str, list[Step]] = {}
@@ -167,7 +168,7 @@ def _train_for_quality(steps: list[Step], spu: dict[str, float], budget_s: float
     for key, members in groups.items():
         first = members[0]
         horizon = budget.calibration_updates * PAPER_CODE_PATH.global_batch // first.train.global_batch
-        fastest = min(spu[s.speed_key] for s in members)
+        fastest = min(seconds_per_update[s.speed_key] for s in members)
         updates = max(1, min(horizon, math.ceil(budget_s / fastest)))
         every = max(1, math.floor(budget_s / budget.evaluations / fastest))
         path = run_dir / "quality" / f"{first.slug}.json"
@@ -175,7 +176,7 @@ def _train_for_quality(steps: list[Step], spu: dict[str, float], budget_s: float
         done = saved.get("maths_key") == key and saved.get("updates") == updates and saved.get("every") == every
         # A curve's work in the progress: its training time projected at ML-20M's shape (the rate
         # measured on the curves already trained turns that into this data's wall time).
-        plans.append((key, members, horizon, updates, every, path, done, updates * spu[first.speed_key]))
+        plans.append((key, members, horizon, updates, every, path, done, updates * seconds_per_update[first.speed_key]))
     with Phase(sum(p[-1] for p in plans), "quality", done=sum(p[-1] for p in plans if p[6])) as phase:
         for n, (key, members, horizon, updates, every, path, done, work) in enumerate(plans, 1):
             if done:
@@ -195,17 +196,17 @@ def _train_for_quality(steps: list[Step], spu: dict[str, float], budget_s: float
 
 
 def budget_and_target(summary: dict[str, Any], target_fraction: float, time_factor: float,
-                      reference_spu: float) -> tuple[float, float]:
+                      reference_seconds_per_update: float) -> tuple[float, float]:
     """The target NDCG (a fraction of the calibrated converged value) and every step's time budget:
     ``time_factor`` x the calibrated updates to that target x the original code path's seconds per update."""
     target = target_fraction * summary["converged_ndcg"]
     to_target = quality.updates_to(summary, target)
     if to_target is None:  # cannot happen for a fraction <= 1 of the curve's own best; guards a bad record
         raise VaecfError(f"the calibration never reaches {target_fraction:.0%} of its best NDCG")
-    return target, time_factor * to_target * reference_spu
+    return target, time_factor * to_target * reference_seconds_per_update
 
 
-def _describe(step: Step) -> dict[str, Any]:
+def _step_record(step: Step) -> dict[str, Any]:
     return {"index": step.index, "slug": step.slug, "name": step.name, "change": step.change,
             "train": dataclasses.asdict(step.train), "notes": list(step.notes), "skip": step.skip,
             "speed_key": step.speed_key, "maths_key": step.maths_key}

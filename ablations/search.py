@@ -64,17 +64,17 @@ def search(ladder: Ladder, hardware: Hardware, budget: Budget, train_users: int,
         for on in around:
             measured.setdefault(on, step(on, name="+".join(sorted(on)) or "all off"))
         # One window per candidate to choose: the configurations reported get all of theirs later.
-        record = speed.measure(list(measured.values()), run_dir, budget, cache, log, windows=1)
-        rate = {on: speed.summarise(record, measured[on])["users_per_s"] for on in around}
+        record = speed.time_windows(list(measured.values()), run_dir, budget, cache, log, windows=1)
+        rate = {on: speed.speed_summary(record, measured[on])["users_per_s"] for on in around}
         fastest = max(around, key=lambda on: rate[on])
         rounds.append({"from": sorted(current), "fastest": sorted(fastest),
                        "users_per_s": {"+".join(sorted(on)) or "all off": rate[on] for on in around}})
         if fastest == current:
             break
-        log(f"leave-one-out: {_describe(measured[current].train, flips)} is not the fastest here; "
-            f"moving to {_describe(measured[fastest].train, flips)}")
+        log(f"leave-one-out: {_switches(measured[current].train, flips)} is not the fastest here; "
+            f"moving to {_switches(measured[fastest].train, flips)}")
         current = fastest
-    steps = [Step(0, "fastest configuration here", _describe(measured[current].train, flips), measured[current].train)]
+    steps = [Step(0, "fastest configuration here", _switches(measured[current].train, flips), measured[current].train)]
     start = measured[current].train
     for k in flips:
         name, flipped = SWITCH_NAMES.get(k, k), measured[current ^ {k}].train
@@ -83,6 +83,6 @@ def search(ladder: Ladder, hardware: Hardware, budget: Budget, train_users: int,
     return steps, {"switches": {k: list(v) for k, v in flips.items()}, "start": sorted(current), "rounds": rounds}
 
 
-def _describe(train: TrainConfig, flips: dict[str, tuple[Any, Any]]) -> str:
+def _switches(train: TrainConfig, flips: dict[str, tuple[Any, Any]]) -> str:
     """The switches' values in ``train`` as resolved here (after substitutions and caps)."""
     return ", ".join(f"{k}={getattr(train, k)}" for k in flips)

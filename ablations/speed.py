@@ -1,7 +1,7 @@
 """Speed: users/s of each step's configuration on rows of ML-20M's shape, in interleaved windows.
 
-Speed is always timed at ML-20M's catalogue (20,108 items) and at each step's own batch, on a
-fixed workload of random rows with ML-20M's spread of items per user (lognormal, mean 73), so a
+Speed is always timed at each step's own batch on ``vaecf.workload``'s rows: ML-20M's shape
+drawn by the synthetic generator, the same rows ``vaecf bench`` and the asv suites time, so a
 step costs here what it would cost on the real data. Each configuration is timed in ``windows``
 rounds; in every round each configuration gets one window (``warmup`` untimed steps, then
 ``steps`` timed ones) in a fresh child process, one after the other, so that a machine whose
@@ -20,7 +20,6 @@ are started through ``vaecf.launch`` with their workers; rank 0 writes OUT).
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -38,19 +37,7 @@ from vaecf.integrity import read_record, write_record
 from vaecf.io import atomic_write, read_json
 from vaecf.progress import Phase
 from vaecf.tfenv import TF32
-
-MEAN_ITEMS = 73.1
-"""ML-20M's mean positives per training user after the protocol."""
-
-
-def workload(users: int, items: int, seed: int = 0) -> sp.csr_matrix:
-    """Binary rows with lognormal item counts (mean ``MEAN_ITEMS``, log-sd 1, at least 5) over ``items``."""
-    rng = np.random.default_rng(seed)
-    counts = np.clip(np.rint(rng.lognormal(math.log(MEAN_ITEMS) - 0.5, 1.0, users)), 5, items // 2).astype(int)
-    cols = [np.sort(rng.choice(items, size=n, replace=False)) for n in counts]
-    indptr = np.concatenate([[0], np.cumsum(counts)])
-    data = np.ones(indptr[-1], np.float32)
-    return sp.csr_matrix((data, np.concatenate(cols), indptr), shape=(users, items))
+from vaecf.workload import PRESET, rows_of_shape
 
 
 def ceiling_shapes(steps: Sequence[Step]) -> list[tuple[int, str]]:
@@ -58,7 +45,7 @@ def ceiling_shapes(steps: Sequence[Step]) -> list[tuple[int, str]]:
     return sorted({(s.train.global_batch // s.train.workers, s.train.precision) for s in steps})
 
 
-def measure(steps: Sequence[Step], run_dir: Path, budget: Budget, cache: Path,
+def time_windows(steps: Sequence[Step], run_dir: Path, budget: Budget, cache: Path,
             log: Callable[[str], None], windows: int | None = None) -> dict[str, Any]:
     """Time every distinct configuration of ``steps`` in ``windows`` (default: the budget's) rounds.
 
@@ -73,13 +60,13 @@ def measure(steps: Sequence[Step], run_dir: Path, budget: Budget, cache: Path,
     path = run_dir / "speed.json"
     record = read_record(path, REDO) if path.is_file() else {"windows": {}, "ceilings": {}}
     users = max(s.train.global_batch for s in unique.values()) * (budget.warmup_steps + budget.window_steps)
-    data = cache / f"speed-workload-{users}x{budget.speed_items}.npz"
+    data = cache / f"speed-workload-{PRESET}-{users}x{budget.speed_items}.npz"
     if not data.is_file():
         data.parent.mkdir(parents=True, exist_ok=True)
-        rows = workload(users, budget.speed_items)
+        rows = rows_of_shape(users, budget.speed_items)
         atomic_write(data, lambda tmp: _save_npz(tmp, rows))
     if record.get("workload", {}).get("users") != users:  # read once; the search calls this every round
-        record["workload"] = {"users": users, "items": budget.speed_items,
+        record["workload"] = {"preset": PRESET, "users": users, "items": budget.speed_items,
                               "mean_items": sp.load_npz(data).nnz / users}
     shapes = ceiling_shapes(list(unique.values()))
     rounds = windows or budget.windows
@@ -149,9 +136,9 @@ def _child(run_dir: Path, r: int, steps: list[Step], shapes: list[tuple[int, str
                    run_dir / "speed.log", what)
 
 
-def summarise(record: dict[str, Any], step: Step) -> dict[str, Any]:
+def speed_summary(record: dict[str, Any], step: Step) -> dict[str, Any]:
     """One configuration's speed: median of its windows' medians, their spread, MFU and memory."""
-    from vaecf.flops import flops_per_user
+    from vaecf.flops import flops_per_user, mfu
 
     windows = list(record["windows"][step.speed_key].values())
     medians = [w["users_per_s_median"] for w in windows]
@@ -172,7 +159,7 @@ def summarise(record: dict[str, Any], step: Step) -> dict[str, Any]:
         "step_p10": float(np.percentile(steps, 10)), "step_p90": float(np.percentile(steps, 90)),
         "seconds_per_update": step.train.global_batch / users_per_s,
         "gemm_flops": ceiling, "gemm_flops_by_round": rates, "flops_per_user": fpu,
-        "mfu": fpu * users_per_s / (devices * ceiling) if ceiling else None,
+        "mfu": mfu(fpu, users_per_s, ceiling, devices) if ceiling else None,
         "peak_rss_bytes": max(w["peak_rss_bytes"] or 0 for w in windows) or None,
         "device_peak_bytes": max(w["device_peak_bytes"] or 0 for w in windows) or None,
     }

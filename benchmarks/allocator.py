@@ -41,7 +41,7 @@ def run_bench(allocator: str, precision: str, batch_sizes: str, steps: int, out:
     return read_json(out)
 
 
-def summarise(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def allocator_summary(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per precision and batch size: each allocator's medians over rounds, and bfc/malloc."""
     rows = []
     for precision in PRECISIONS:
@@ -103,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
                               f"code {e.returncode}; nothing written", file=sys.stderr)
                         return 1
             rounds.append(rnd)
-    record = {"argv": sys.argv, "machine": rounds[0][PRECISIONS[0]]["malloc"]["machine"],
-              "summary": summarise(rounds), "rounds": rounds}
+    # The header of the first child's record (it knows TensorFlow's side), naming this command.
+    machine = {**rounds[0][PRECISIONS[0]]["malloc"]["machine"], "command": sys.argv}
+    record = {"argv": sys.argv, "machine": machine,
+              "summary": allocator_summary(rounds), "rounds": rounds}
     write_json(args.out, record)
     table = markdown_table(record)
     atomic_write(args.out.with_suffix(".md"), lambda tmp: tmp.write_text(table))

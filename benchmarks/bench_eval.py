@@ -7,7 +7,7 @@ from pathlib import Path
 from vaecf.io import read_json, write_json
 from vaecf.metrics import evaluate
 
-from .common import load_split, prepare_data
+from .common import REPEAT, ROUNDS, load_split, prepare_data
 from .trainers import PRECISIONS, fresh_trainer, require_native, scoring_trainer
 
 EVAL_USERS = 500
@@ -24,9 +24,7 @@ class Evaluate:
     params = [PRECISIONS]
     param_names = ["precision"]
     setup_cache = staticmethod(prepare_data)
-    rounds = 2  # as TrainStep: alternated between commits by `asv continuous`
-    repeat = (3, 10, 5.0)
-    number = 1
+    rounds, repeat, number = ROUNDS, REPEAT, 1  # as TrainStep (common.REPEAT)
     warmup_time = 0.0  # scoring_trainer has already traced the scoring function
     timeout = 300
 

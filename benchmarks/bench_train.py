@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import load_split, prepare_data
+from .common import REPEAT, ROUNDS, load_split, prepare_data
 from .trainers import (
     BATCH,
     BATCH_SIZES,
@@ -23,11 +23,7 @@ class TrainStep:
     params = [INPUTS, PRECISIONS, BATCH_SIZES]
     param_names = ["input", "precision", "batch_size"]
     setup_cache = staticmethod(prepare_data)
-    # Two rounds in separate processes: `asv continuous` alternates them between the two commits,
-    # so load that comes and goes on a shared machine hits both sides alike.
-    rounds = 2
-    repeat = (3, 10, 5.0)  # per round: >= 3 samples, then up to 10 within ~5 s (batch 2000: ~1.5 s a step)
-    number = 1
+    rounds, repeat, number = ROUNDS, REPEAT, 1  # enough samples for asv to flag a 10% change (common.REPEAT)
     warmup_time = 0.0  # stepping_trainer has already traced and run the step
     timeout = 300
 
@@ -57,7 +53,9 @@ class TrainThroughput:
 
     def track_users_per_s(self, data: str, input: str, pipeline: str) -> float:
         self.trainer.train_epoch(load_split(data).train, epoch=0, show_progress=False)
-        return self.trainer.throughput.summary()["median"]
+        median = self.trainer.throughput.summary()["median"]
+        assert median is not None, "no full batch was timed"  # asv records a failure, not a number
+        return median
 
 
 class TrainMemory:

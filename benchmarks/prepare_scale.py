@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from vaecf.provenance import header
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -61,7 +63,6 @@ SEED = 20_111  # the data set is a function of the shape and this seed, so a cac
 GENERATOR_VERSION = 1
 """Bump when a change here changes the files written, so cached copies are written again."""
 CHUNK_ROWS = 4_000_000  # rows formatted at once: ~250 MB of temporaries, however big the set
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 
 CHILD = """\
 import json, os, runpy, sys
@@ -279,31 +280,7 @@ def run_prepare(shape: Shape, source: Path, out: Path, probe: Path) -> dict[str,
             "tensorflow_imported": tensorflow, "stats": json.loads(printed.read_text())}
 
 
-def cpu() -> dict[str, Any]:
-    """The CPU model, core count and the vector-instruction flags that matter for the numbers."""
-    info = Path("/proc/cpuinfo").read_text().splitlines()
-    model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "unknown")
-    flags = set(next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), []))
-    return {"cpu": model, "cores": os.cpu_count(), "flags": {flag: flag in flags for flag in CPU_FLAGS}}
-
-
-def git_sha() -> str:
-    """HEAD of the checkout being measured, with ``-dirty`` when tracked files differ from it."""
-    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                           capture_output=True, text=True, check=True)
-    return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
-def versions() -> dict[str, str]:
-    import pandas
-    import scipy
-
-    return {"python": sys.version.split()[0], "numpy": np.__version__, "pandas": pandas.__version__,
-            "scipy": scipy.__version__}
-
-
-def measure(shape: Shape, workdir: Path, repeats: int) -> dict[str, Any]:
+def measure_preparation(shape: Shape, workdir: Path, repeats: int) -> dict[str, Any]:
     """Write (or reuse) the source, prepare it ``repeats`` times, and make the record."""
     source, write_s = ensure_source(workdir, shape)
     runs = []
@@ -317,9 +294,8 @@ def measure(shape: Shape, workdir: Path, repeats: int) -> dict[str, Any]:
     peak = max(r["peak_rss_bytes"] for r in runs)
     stats = best.pop("stats")
     return {
-        "benchmark": "prepare-scale", "shape": shape.name, "machine": cpu(), "git_sha": git_sha(),
-        "versions": versions(),
-        "command": f"python -m vaecf data prepare {shape.name} --source {source.name} --out DIR",
+        "benchmark": "prepare-scale", "shape": shape.name, "machine": header(),
+        "measured": f"python -m vaecf data prepare {shape.name} --source {source.name} --out DIR",
         "source": {"rows": shape.rows, "users": shape.users, "items": shape.items,
                    "bytes": sum(p.stat().st_size for p in source.rglob("*") if p.is_file()),
                    "written_in_s": None if write_s is None else round(write_s, 1), "seed": SEED,
@@ -343,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the JSON record here (else print it)")
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    record = measure(SHAPES[args.shape], args.workdir.resolve(), args.repeats)
+    record = measure_preparation(SHAPES[args.shape], args.workdir.resolve(), args.repeats)
     text = json.dumps(record, indent=2, allow_nan=False) + "\n"
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
     python benchmarks/serving_agreement.py --data DIR [--epochs 20] [--batch-size 100] --out FILE.json
 
 Trains Mult-VAE (the paper's settings, ``--epochs`` and ``--batch-size`` as given) on a prepared
-split, then scores the test users both ways (``Trainer.scores``, TensorFlow, and ``serving.Warm``,
+split, then scores the test users both ways (``Trainer.scores``, TensorFlow, and ``serving.SingleUserScorer``,
 the copy ``vaecf recommend`` serves from) and records ``serving.agreement``: NDCG@100, Recall@20/50
 of each, whether they are equal, the share of each user's top-20/top-100 the two agree on, and the
 largest score difference. ``nox -s serving-agreement`` runs it on ML-100K and synthetic data.
@@ -36,17 +36,17 @@ def main(argv: list[str] | None = None) -> int:
     from vaecf.data.split import Split
     from vaecf.io import write_json
     from vaecf.log import EpochLog
-    from vaecf.provenance import provenance
-    from vaecf.serving import Warm, agreement
+    from vaecf.provenance import header
+    from vaecf.serving import SingleUserScorer, agreement
     from vaecf.train import Trainer
 
     split = Split.load(args.data)
     config = RunConfig(train=TrainConfig(epochs=args.epochs, batch_size=min(args.batch_size, split.train.shape[0])))
     trainer = Trainer(split.n_items, config)
     trainer.fit(split, log=EpochLog(None), show_progress=False)
-    result = agreement(trainer, Warm(trainer), split, "test")
+    result = agreement(trainer, SingleUserScorer(trainer), split, "test")
     write_json(args.out, {"data": split.stats, "config": config.to_dict(), "agreement": result,
-                          "provenance": provenance()})
+                          "machine": header()})
     m = result["metrics"]
     print(f"{split.stats['dataset']}: test NDCG@100 {m['reference']['ndcg@100']:.6f} (TensorFlow) vs "
           f"{m['served']['ndcg@100']:.6f} (serving copy); equal: {result['metrics_equal']}; top-20 overlap "

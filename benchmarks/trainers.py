@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import functools
 
-import tensorflow as tf
+from .common import import_tensorflow_quietly, load_split
 
-from vaecf.config import WARMUP_STEPS, RunConfig, TrainConfig
-from vaecf.model import Batch
-from vaecf.pipeline import batches, epoch_order
-from vaecf.train import Trainer
+import_tensorflow_quietly()  # before anything below imports TensorFlow
 
-from .common import load_split
+import tensorflow as tf  # noqa: E402
+
+from vaecf.config import WARMUP_STEPS, RunConfig, TrainConfig  # noqa: E402
+from vaecf.model import Batch  # noqa: E402
+from vaecf.pipeline import batches, epoch_order  # noqa: E402
+from vaecf.train import Trainer  # noqa: E402
 
 INPUTS = ["dense", "sparse"]
 PIPELINES = ["feed", "tfdata"]

@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def shared_data_dir() -> Path:
-    """$VAECF_DATA_DIR, else the ``shared/data`` folder beside the repository."""
+    """$VAECF_DATA_DIR, else the ``shared/data`` folder beside the repository (as noxfile.py's _prepare_ml100k)."""
     default = Path(__file__).resolve().parents[2] / "shared" / "data"
     return Path(os.environ.get("VAECF_DATA_DIR", default))
 

@@ -29,4 +29,5 @@ def test_the_documented_example_runs(capsys) -> None:
     exec(compile(blocks[0], str(README), "exec"), {})  # noqa: S102
     out = capsys.readouterr().out
     assert re.search(r"best epoch [01], test NDCG@100 0\.\d{3}", out)
-    assert len(re.search(r"recommended: \[(.*)\]", out).group(1).split(",")) == 10
+    recommended = re.search(r"recommended: \[(.*)\]", out)
+    assert recommended is not None and len(recommended.group(1).split(",")) == 10

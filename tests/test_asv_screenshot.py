@@ -1,4 +1,4 @@
-"""benchmarks/asv_screenshot.py without Chromium or npm: URLs, the staged site, the server, its errors."""
+"""tools/asv_screenshot.py without Chromium or npm: URLs, the staged site, the server, its errors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from benchmarks import asv_screenshot as shot
+from tools import asv_screenshot as shot
 
 USERS = "bench_train.TrainThroughput.track_users_per_s"
 NDCG = "bench_eval.Quality.track_validation_ndcg"

@@ -6,7 +6,7 @@ from vaecf import baselines
 from vaecf.baselines import EASE, Popularity, gram, select_ease
 from vaecf.config import ProtocolConfig
 from vaecf.data.protocol import apply_protocol
-from vaecf.data.synthetic import PRESETS, generate, heldout_users_for
+from vaecf.data.synthetic import SYNTHETIC_PRESETS, generate, heldout_users_for
 from vaecf.metrics import evaluate, mask_foldin
 
 X = sp.csr_matrix(np.array([
@@ -28,8 +28,8 @@ def _ease_by_formula(x: np.ndarray, lam: float) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def planted_split():
-    ratings, _ = generate(PRESETS["tiny"])
-    return apply_protocol(ratings, ProtocolConfig(heldout_users=heldout_users_for(PRESETS["tiny"])))
+    ratings, _ = generate(SYNTHETIC_PRESETS["tiny"])
+    return apply_protocol(ratings, ProtocolConfig(heldout_users=heldout_users_for(SYNTHETIC_PRESETS["tiny"])))
 
 
 @pytest.mark.parametrize("lam", [0.5, 3.0])

@@ -130,21 +130,10 @@ def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParse
 
 def test_every_option_states_its_default() -> None:
     for parser in _parsers(build_parser()):
-        help_of = parser.formatter_class(parser.prog)._get_help_string  # type: ignore[attr-defined]
+        help_of = parser.formatter_class(prog=parser.prog)._get_help_string
         for action in parser._actions:
             if action.option_strings and action.dest != "help" and not action.required:
-                assert "default" in help_of(action), f"{parser.prog} {action.option_strings[0]}"
-
-
-@pytest.mark.slow
-def test_bench_measures_timed_steps_after_warmup(tiny_split) -> None:
-    from vaecf.bench import measure
-    from vaecf.config import TrainConfig
-
-    row = measure(tiny_split, TrainConfig(batch_size=20), warmup=2, steps=4, parts=True)
-    assert row["users_per_s"]["steps"] >= 4 and row["users_per_s"]["median"] > 0
-    assert row["breakdown_s"]["step"] > 0 and row["breakdown_s"]["first_layer"] > 0
-    assert row["flops_per_user"] > 0
+                assert "default" in (help_of(action) or ""), f"{parser.prog} {action.option_strings[0]}"
 
 
 @pytest.mark.slow

@@ -6,16 +6,16 @@ import json
 import pytest
 
 from vaecf.cli import main
-from vaecf.compare import _check_resumable, precision_lines, summarise
+from vaecf.compare import _check_resumable, precision_lines, seed_summary
 from vaecf.config import ModelConfig, RunConfig, TrainConfig
 from vaecf.errors import ConfigError
 
 
 def test_summarise_gives_mean_and_standard_error() -> None:
     runs = [{"test": {"ndcg@100": v, "recall@20": v, "recall@50": v}} for v in (0.1, 0.2, 0.3)]
-    mean, se = summarise(runs)["ndcg@100"]
+    mean, se = seed_summary(runs)["ndcg@100"]
     assert mean == pytest.approx(0.2) and se == pytest.approx(0.1 / 3**0.5)
-    assert summarise(runs[:1])["recall@20"] == (0.1, 0.0)
+    assert seed_summary(runs[:1])["recall@20"] == (0.1, 0.0)
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """The cost model's arithmetic on hand-computed steps, its refusals and the hardware descriptions."""
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,8 +26,8 @@ NO_HOST = HostCost(0.0, 0.0)
 HUGE = 1e30
 
 
-def shape(**kw) -> StepShape:
-    base = {"batch": 4, "input": "sparse", "pipeline": "feed", "precision": "float32", "workers": 1,
+def shape(**kw: Any) -> StepShape:
+    base: dict[str, Any] = {"batch": 4, "input": "sparse", "pipeline": "feed", "precision": "float32", "workers": 1,
             "n_items": 10, "nnz_per_user": 3.0, "model": DAE}
     return StepShape(**(base | kw))
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vaecf.config import BatchScope
 from vaecf.distributed import shard_users
 from vaecf.errors import TrainingError
 from vaecf.launch import LOCAL_RANK_ENV, MIRRORED_ENV, TIMED_OUT, WORKER_ENV, launch
@@ -206,7 +207,7 @@ class _Worker:
 
 
 @pytest.mark.parametrize("scope, per_worker", [("global", 30), ("worker", 60)])
-def test_each_worker_trains_on_its_own_users_of_every_global_batch(scope: str, per_worker: int) -> None:
+def test_each_worker_trains_on_its_own_users_of_every_global_batch(scope: BatchScope, per_worker: int) -> None:
     """The talk's pitfall: N workers must not train on copies of the same users."""
     from vaecf.config import RunConfig, TrainConfig
     from vaecf.train import Trainer
@@ -216,7 +217,7 @@ def test_each_worker_trains_on_its_own_users_of_every_global_batch(scope: str, p
     shards = []
     for rank in range(2):
         trainer = Trainer.__new__(Trainer)  # only the epoch's sharding is exercised here
-        trainer.config, trainer.world = config, _Worker(rank, 2)
+        trainer.config, trainer.world = config, _Worker(rank, 2)  # type: ignore[assignment]  # a World in all it uses
         order, users_per_step = trainer._epoch_shard(train, epoch=0)
         assert users_per_step == per_worker
         shards.append(order.reshape(-1, per_worker))

@@ -66,7 +66,7 @@ def test_tensorboards_own_reader(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow  # two epochs of training
-def test_a_training_run_folder_has_its_curves(tiny_split, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_training_run_folder_has_its_curves(tiny_split, tmp_path: Path) -> None:
     from vaecf.config import RunConfig, TrainConfig
     from vaecf.log import EpochLog
     from vaecf.train import EVENT_KEYS, Trainer

@@ -4,11 +4,17 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from vaecf.metrics import evaluate, mask_foldin, ndcg_at_k, recall_at_k, top_k
+from vaecf.metrics import evaluate, mask_foldin, top_k
 
 
 def csr(rows: list[list[int]]) -> sp.csr_matrix:
     return sp.csr_matrix(np.array(rows, dtype=np.float32))
+
+
+def per_user(scores: np.ndarray, targets: sp.csr_matrix, name: str, k: int) -> np.ndarray:
+    """Metric ``name``@``k`` of each user through ``evaluate`` (the path validation and test take), no fold-in."""
+    empty = sp.csr_matrix(scores.shape, dtype=np.float32)
+    return evaluate(lambda rows: scores, empty, targets, ks=[(name, k)]).per_user[f"{name}@{k}"]
 
 
 def test_ndcg_hand_computed() -> None:
@@ -17,29 +23,29 @@ def test_ndcg_hand_computed() -> None:
     targets = csr([[0, 1, 0, 1]])
     dcg = 1 / math.log2(3) + 1 / math.log2(5)
     idcg = 1 / math.log2(2) + 1 / math.log2(3)
-    assert ndcg_at_k(scores, targets, k=4)[0] == pytest.approx(dcg / idcg)
+    assert per_user(scores, targets, "ndcg", 4)[0] == pytest.approx(dcg / idcg)
     # At k=2 only item 1 is a hit; IDCG over min(|targets|=2, k=2) items.
-    assert ndcg_at_k(scores, targets, k=2)[0] == pytest.approx((1 / math.log2(3)) / idcg)
+    assert per_user(scores, targets, "ndcg", 2)[0] == pytest.approx((1 / math.log2(3)) / idcg)
 
 
 def test_ndcg_idcg_uses_min_of_targets_and_k() -> None:
     # Three targets, k=1, the top item a hit: perfect NDCG@1 (IDCG over one item, not three).
     scores = np.array([[3.0, 2.0, 1.0, 0.0]])
-    assert ndcg_at_k(scores, csr([[1, 1, 1, 0]]), k=1)[0] == pytest.approx(1.0)
+    assert per_user(scores, csr([[1, 1, 1, 0]]), "ndcg", 1)[0] == pytest.approx(1.0)
 
 
 def test_recall_divides_by_min_k_and_targets() -> None:
     scores = np.array([[5.0, 4.0, 3.0, 2.0, 1.0]])
     targets = csr([[1, 0, 1, 1, 1]])  # 4 targets
-    assert recall_at_k(scores, targets, k=2)[0] == pytest.approx(1 / 2)  # 1 hit / min(2, 4)
-    assert recall_at_k(scores, targets, k=5)[0] == pytest.approx(4 / 4)
-    assert recall_at_k(scores, targets, k=3)[0] == pytest.approx(2 / 3)
+    assert per_user(scores, targets, "recall", 2)[0] == pytest.approx(1 / 2)  # 1 hit / min(2, 4)
+    assert per_user(scores, targets, "recall", 5)[0] == pytest.approx(4 / 4)
+    assert per_user(scores, targets, "recall", 3)[0] == pytest.approx(2 / 3)
 
 
 def test_users_without_targets_are_nan_and_counted() -> None:
     scores = np.array([[1.0, 2.0], [2.0, 1.0]])
     targets = csr([[0, 1], [0, 0]])
-    values = ndcg_at_k(scores, targets, k=2)
+    values = per_user(scores, targets, "ndcg", 2)
     assert values[0] == pytest.approx(1.0) and np.isnan(values[1])
     result = evaluate(lambda f: scores[: f.shape[0]], csr([[0, 0], [0, 0]]), targets, ks=[("ndcg", 2)])
     assert result.users_without_targets == 1

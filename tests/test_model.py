@@ -4,7 +4,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 from tests.factories import assert_repeats, rtol
-from vaecf.config import ModelConfig
+from vaecf.config import ModelConfig, ModelKind
 from vaecf.model import MultVAE
 from vaecf.pipeline import to_sparse_tensor
 
@@ -19,7 +19,7 @@ def batch(seed: int = 0) -> sp.csr_matrix:
 
 
 @pytest.mark.parametrize("kind", ["vae", "dae"])
-def test_sparse_and_dense_paths_give_same_loss_and_gradients(kind: str) -> None:
+def test_sparse_and_dense_paths_give_same_loss_and_gradients(kind: ModelKind) -> None:
     # Dropout off (keep=1.0); the VAE's noise is stateless from the same seed on both paths.
     cfg = ModelConfig.for_kind(kind)
     cfg = ModelConfig(kind=cfg.kind, hidden=cfg.hidden, latent=cfg.latent, dropout_keep=1.0,

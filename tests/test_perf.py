@@ -10,8 +10,13 @@ def test_best_time_warms_up_once_then_keeps_the_fastest_call(monkeypatch) -> Non
     # a scripted clock: the warm-up call is not timed; the calls then take 3, 1 and 2 seconds
     ticks = iter([0.0, 3.0, 10.0, 11.0, 20.0, 22.0])
     monkeypatch.setattr(perf.time, "perf_counter", lambda: next(ticks))
-    calls = []
-    assert perf.best_time(lambda: calls.append(1) or tf.constant(1.0), repeats=3) == 1.0
+    calls: list[int] = []
+
+    def call() -> tf.Tensor:
+        calls.append(1)
+        return tf.constant(1.0)
+
+    assert perf.best_time(call, repeats=3) == 1.0
     assert len(calls) == 4
 
 

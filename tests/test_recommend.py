@@ -66,19 +66,23 @@ def test_a_trainer_like_object_is_accepted(tiny_split) -> None:
 
 
 def _argsort_reference(scores: np.ndarray, k: int) -> np.ndarray:
-    """What ``recommend`` ranked with before ``best_first``: a full stable sort."""
+    """A full stable sort: what the ranker must agree with when no scores tie at the k-th."""
     return np.argsort(-scores, kind="stable")[:k]
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_best_first_is_the_stable_sort_even_with_ties(seed: int) -> None:
-    from vaecf.recommend import best_first
+def test_the_ranker_keeps_its_tie_rule_even_with_ties_everywhere(seed: int) -> None:
+    from vaecf.metrics import top_k
 
     rng = np.random.default_rng(seed)
     scores = rng.integers(0, 7, size=300).astype(np.float64)  # many equal scores, ties at every k
     scores[rng.choice(300, 40, replace=False)] = -np.inf  # a masked history
     for k in (1, 5, 37, 100, 259, 260, 300):
-        assert best_first(scores, k).tolist() == _argsort_reference(scores, k).tolist(), k
+        ranked = top_k(scores[None, :], k)[0]
+        assert len(set(ranked.tolist())) == k
+        # the k best scores, best first; equal scores in column order
+        assert scores[ranked].tolist() == scores[_argsort_reference(scores, k)].tolist(), k
+        assert all(scores[a] > scores[b] or (scores[a] == scores[b] and a < b) for a, b in zip(ranked, ranked[1:]))
 
 
 def test_a_trained_model_recommends_what_the_full_sort_ranked(tiny_split) -> None:

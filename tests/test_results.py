@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from ablations.report import derive, load_run, to_markdown
+from vaecf.provenance import header_of
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 RUNS = sorted(p.parent for p in RESULTS.glob("*/*/run.json"))
@@ -23,6 +24,6 @@ def test_records_are_strict_json(path: Path) -> None:
 @pytest.mark.parametrize("run", RUNS, ids=lambda p: str(p.relative_to(RESULTS)))
 def test_committed_runs_come_from_a_clean_tree_and_their_table_is_their_records(run: Path) -> None:
     records = load_run(run)
-    for sha in (records["run"]["machine"]["git_sha"], records["calibration"]["provenance"]["git_sha"]):
+    for sha in (header_of(records["run"])["git_sha"], header_of(records["calibration"])["git_sha"]):
         assert sha and len(sha) == 40, f"{run}: made at {sha!r}, not at a clean commit"
     assert (run / "table.md").read_text() == to_markdown(derive(records))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 
@@ -34,11 +35,35 @@ def test_the_serving_bench_writes_finite_figures(tmp_path, capsys) -> None:
     assert figures and all(math.isfinite(x) for x in figures)
     e, r, v = serving["evaluation"], serving["recommend"], serving["validation_vs_epoch"]
     assert e["users_per_s"] > 0 and e["scoring_s"] > 0 and e["ranking_s"] > 0 and e["ceiling_users_per_s"] > 0
-    assert r["requests"] == 30 and 0 < r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] <= r["max_ms"]
-    assert 0 < r["output_product_p50_ms"] < r["max_ms"]  # a part of every request
+    assert r["requests"] == 30 and r["k"] == 5
     assert 0 < v["validation_share"] < 1
     assert len(r["rounds"]) == 3 and r["p99_ms"] in [x["p99_ms"] for x in r["rounds"]]
     assert serving["agreement"]["top_k_overlap"]["20"] > 0.99 and serving["batched"]["rows"][0]["batch"] == 1
+
+
+def test_recommend_latency_times_each_request_apart_after_the_warm_ones(tiny_split, monkeypatch) -> None:
+    # A scripted clock: the i-th recommend call (warm ones included) takes i ms, so the timed requests
+    # take WARM_REQUESTS..WARM_REQUESTS+99 ms, whatever the machine.
+    from vaecf import serving
+
+    recommend_module = importlib.import_module("vaecf.recommend")  # the module: vaecf.recommend is the function
+    clock, calls = [0.0], []
+
+    def recommend(model, split, history, k):  # noqa: ANN001, ANN202
+        calls.append((len(history), k))
+        clock[0] += len(calls) / 1e3
+        return []
+
+    monkeypatch.setattr(recommend_module, "recommend", recommend)
+    monkeypatch.setattr(serving.time, "perf_counter", lambda: clock[0])
+    latency = serving.recommend_latency(None, tiny_split, requests=100, k=7)  # type: ignore[arg-type]
+    assert len(calls) == 100 + serving.WARM_REQUESTS and {k for _, k in calls} == {7}
+    timed_ms = np.arange(serving.WARM_REQUESTS + 1, serving.WARM_REQUESTS + 101)
+    for q in (50, 90, 99):
+        assert latency[f"p{q}_ms"] == pytest.approx(np.percentile(timed_ms, q))
+    assert latency["max_ms"] == pytest.approx(timed_ms[-1])
+    lengths = [n for n, _ in calls[serving.WARM_REQUESTS:]]
+    assert latency["history_median"] == np.median(lengths) and latency["history_max"] == max(lengths)
 
 
 def _reference(scores: np.ndarray, foldin: sp.csr_matrix, targets: sp.csr_matrix, name: str, k: int) -> np.ndarray:
@@ -75,12 +100,12 @@ def test_one_ranking_per_block_gives_the_metrics_of_a_full_sort() -> None:
 def test_a_warm_model_scores_one_user_as_the_trainer_does(tiny_split) -> None:
     from vaecf.config import RunConfig, TrainConfig
     from vaecf.recommend import recommend
-    from vaecf.serving import Warm, training_histories
+    from vaecf.serving import SingleUserScorer, training_histories
     from vaecf.train import Trainer
 
     trainer = Trainer(tiny_split.n_items, RunConfig(train=TrainConfig(epochs=1, batch_size=50)))
     trainer.train_epoch(tiny_split.train, 0, show_progress=False)
-    warm = Warm(trainer)
+    warm = SingleUserScorer(trainer)
     train = tiny_split.train
     for user in range(0, train.shape[0], 41):
         row = train[user]  # the same function in float32: equal up to summation order
@@ -110,18 +135,18 @@ def test_evaluation_leaves_the_scorers_array_as_it_gave_it() -> None:
 
 def test_agreement_and_batched_scoring(tiny_split) -> None:
     from vaecf.config import ModelConfig, RunConfig, TrainConfig
-    from vaecf.serving import Warm, agreement, batched_scoring
+    from vaecf.serving import SingleUserScorer, agreement, batched_scoring
     from vaecf.train import Trainer
 
     trainer = Trainer(tiny_split.n_items, RunConfig(train=TrainConfig(epochs=1, batch_size=50)))
     trainer.train_epoch(tiny_split.train, 0, show_progress=False)
-    same = agreement(trainer, Warm(trainer), tiny_split, "test")
+    same = agreement(trainer, SingleUserScorer(trainer), tiny_split, "test")
     assert same["metrics_equal"] and same["top_k_overlap"] == {"20": 1.0, "100": 1.0}
     assert 0 < same["max_abs_score_diff"] < 1e-4
     other = Trainer(tiny_split.n_items, RunConfig(ModelConfig(), TrainConfig(seed=7)))  # different weights
-    differ = agreement(trainer, Warm(other), tiny_split, "test")
+    differ = agreement(trainer, SingleUserScorer(other), tiny_split, "test")
     assert not differ["metrics_equal"] and differ["top_k_overlap"]["20"] < 1.0
-    batched = batched_scoring(Warm(trainer), tiny_split, k=10, calls=5)
+    batched = batched_scoring(SingleUserScorer(trainer), tiny_split, k=10, calls=5)
     rows = batched["rows"]
     assert [r["batch"] for r in rows] == [1, 4, 16, 32, 64, 128, 256, 512][:len(rows)]
     assert all(r["p99_ms"] <= batched["p99_limit_ms"] for r in rows[:-1])  # it stops at the first over the limit

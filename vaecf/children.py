@@ -70,22 +70,9 @@ def run_workers(command: Sequence[str], workers: int, engine: str, log: Path | N
     """``run(command)`` on the first GPU, or, with ``workers > 1``, ``command`` as a data-parallel world
     (``vaecf.launch``) stopped after ``world_timeout()`` seconds (exit 124).
 
-    The world's launcher is itself a child (``python -m vaecf.children``), so that the workers'
+    The world's launcher is itself a child (``python -m vaecf.launch``), so that the workers'
     output goes to ``log`` and they all go down with this process.
     """
     if workers == 1:
         return run(command, log, env=gpus.first(os.environ, 1))
-    return run([sys.executable, "-m", "vaecf.children", str(workers), engine, str(world_timeout()), *command], log)
-
-
-def _launcher_main(argv: list[str]) -> int:
-    from vaecf.launch import launch
-
-    # SIGTERM (our parent died, or was stopped) must unwind through launch's clean-up of the workers.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    workers, engine, timeout, *command = argv
-    return launch(command, int(workers), engine, timeout=float(timeout))
-
-
-if __name__ == "__main__":
-    sys.exit(_launcher_main(sys.argv[1:]))
+    return run([sys.executable, "-m", "vaecf.launch", str(workers), engine, str(world_timeout()), *command], log)

@@ -8,11 +8,10 @@ calls a typed library function.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
@@ -32,6 +31,7 @@ from vaecf.config import (
 from vaecf.errors import ConfigError, VaecfError, exit_code
 from vaecf.io import check_apart
 from vaecf.rundir import RunDir
+from vaecf.tfenv import load_tensorflow as _load_tensorflow
 
 if TYPE_CHECKING:  # TensorFlow loads only for the commands that need it
     from vaecf.data.split import Split
@@ -40,7 +40,6 @@ if TYPE_CHECKING:  # TensorFlow loads only for the commands that need it
 TRAIN_SWITCHES = ("batch_size", "lr", "epochs", "seed", "eval_every", "input", "pipeline", "precision",
                   "xla", "workers", "engine")
 """TrainConfig fields with their own option (``--batch-size``); every field is also ``--set FIELD=VALUE``."""
-LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
 Command = Callable[[argparse.Namespace, list[str]], int]
 
 
@@ -59,37 +58,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         _load_tensorflow(args.verbose)
     return exit_code("vaecf", lambda: args.handler(args, argv),
                      "finished epochs are kept and the run resumes with the same command")
-
-
-# -- TensorFlow's start-up logging ------------------------------------------------------------------
-
-def _load_tensorflow(verbose: bool) -> None:
-    """Import TensorFlow, keeping its C++ start-up logging off stderr unless ``--verbose``.
-
-    TF_CPP_MIN_LOG_LEVEL=3 hides what TensorFlow logs through its own logger (oneDNN notes, the
-    failed cuInit on a machine without a GPU); a user's own setting of it wins. The "Could not
-    find cuda drivers" lines come from absl before its logging is initialised, which no variable
-    controls, so the import itself runs with file descriptor 2 on /dev/null when the level is 3.
-    """
-    if not verbose:
-        os.environ.setdefault(LOG_LEVEL, "3")
-    if verbose or os.environ[LOG_LEVEL] != "3" or "tensorflow" in sys.modules:
-        return
-    with _stderr_to_devnull():
-        import tensorflow  # noqa: F401
-
-
-@contextlib.contextmanager
-def _stderr_to_devnull() -> Iterator[None]:
-    sys.stderr.flush()
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
 
 
 # -- the parser ---------------------------------------------------------------------------------------
@@ -123,9 +91,9 @@ class _Help(argparse.HelpFormatter):
 
 
 def _datasets() -> str:
-    from vaecf.data.prepare import DATASETS
+    from vaecf.data.prepare import DATASET_CHOICES
 
-    return ", ".join(DATASETS)
+    return ", ".join(DATASET_CHOICES)
 
 
 def _models() -> str:
@@ -224,7 +192,8 @@ def _add_compare(sub: Any) -> None:
 
 def _add_bench(sub: Any) -> None:
     p = _command(sub, "bench", "throughput and MFU, dense vs sparse, at given batch sizes", _cmd_bench)
-    p.add_argument("--dataset", default="synthetic:ml-20m", help="prepared (and cached) if --data is absent")
+    p.add_argument("--dataset", help="prepared (and cached) if --data is absent (default: ML-20M's shape, "
+                   "vaecf.workload: synthetic:ml-20m)")
     p.add_argument("--data", type=Path, help="an already prepared split (default: --dataset, prepared)")
     p.add_argument("--cache", type=Path, default=Path(".cache/bench-data"), help="where --dataset is prepared")
     p.add_argument("--batch-sizes", type=_int_list, metavar="B,B,...",
@@ -456,7 +425,7 @@ def _cmd_evaluate(args: argparse.Namespace, argv: list[str]) -> int:
 
 def _cmd_recommend(args: argparse.Namespace, argv: list[str]) -> int:
     from vaecf.recommend import recommend
-    from vaecf.serving import Warm
+    from vaecf.serving import SingleUserScorer
 
     try:
         ids = [int(s) for s in args.items.split(",") if s.strip()]
@@ -464,7 +433,7 @@ def _cmd_recommend(args: argparse.Namespace, argv: list[str]) -> int:
         raise VaecfError(f"--items {args.items}: must be comma-separated integer item ids ({e})") from e
     trainer, split = _load_run(args.run, args.data)
     try:
-        result = recommend(Warm(trainer), split, ids, args.k)
+        result = recommend(SingleUserScorer(trainer), split, ids, args.k)
     except ConfigError as e:
         raise VaecfError(f"-k {args.k}: {e.rule}") from e
     for note in result.notes:
@@ -496,12 +465,19 @@ def _cmd_doctor(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
-    from vaecf.bench import bench
+    from dataclasses import replace
 
-    out = bench(dataset=args.dataset, data=args.data, cache=args.cache, batch_sizes=args.batch_sizes,
-                inputs=args.inputs, pipeline=args.pipeline, precision=args.precision, xla=args.xla,
-                warmup=args.warmup, steps=args.steps, breakdown=args.breakdown, workers=args.workers,
-                out=None if args.out is None else _out_file(args.out), argv=argv, serving=args.serving,
-                requests=args.requests, k=args.k)
+    from vaecf.bench import BenchSpec, bench_serving, bench_training, bench_workers
+
+    spec = BenchSpec(data=args.data, cache=args.cache, warmup=args.warmup, steps=args.steps,
+                     out=None if args.out is None else _out_file(args.out), argv=tuple(argv),
+                     **({} if args.dataset is None else {"dataset": args.dataset}))
+    if args.serving:
+        out = bench_serving(spec, args.requests, args.k)
+    else:
+        out = bench_training(spec, args.batch_sizes, args.inputs, args.pipeline, args.precision, args.xla,
+                             args.breakdown)
+        if args.workers is not None:
+            out = bench_workers(replace(spec, out=out), args.workers, args.batch_sizes[0])
     print(f"wrote {out}")
     return 0

@@ -26,8 +26,9 @@ from vaecf.integrity import read_record, write_record
 from vaecf.io import atomic_write, check_apart
 from vaecf.metrics import evaluate
 from vaecf.progress import Phase
+from vaecf.provenance import header
 
-METRICS = ("ndcg@100", "recall@20", "recall@50")
+TABLE_METRICS = ("ndcg@100", "recall@20", "recall@50")
 NEURAL: tuple[ModelKind, ...] = ("vae", "dae")
 BASELINES = ("ease", "popularity")
 MODELS = (*NEURAL, *BASELINES)
@@ -54,9 +55,12 @@ def compare(data: Path, models: Sequence[str], seeds: int, base: RunConfig, out:
     check_apart(out, f"--out {out}", data, f"the data folder {data}")
     split = Split.load(data)
     record = read_record(out, "delete it (and its .md table) to start the comparison again") if out.is_file() \
-        else {"data": split.stats, "results": {}}
+        else {"machine": header(), "data": split.stats, "results": {}}
     if record["data"]["cache_key"] != split.stats["cache_key"]:
         raise ConfigError("out", str(out), f"a record of the split in {data} (it holds another split's)")
+    made_at, now = record.get("machine", {}).get("git_sha"), header()["git_sha"]
+    if made_at is not None and made_at != now:  # one record, one code: resume it at its own commit
+        raise ConfigError("out", str(out), f"a record made at this code ({now}; it was made at {made_at})")
     neural = [m for m in models if m in NEURAL]
     names = [m if len(precisions) == 1 else f"{m} {p}" for m in neural for p in precisions]
     trained = sum(min(seeds, len(record["results"].get(name, {}).get("runs", []))) for name in names)
@@ -127,10 +131,10 @@ def _baseline(model: str, split: Split) -> dict[str, Any]:
     raise ConfigError("model", model, "one of " + ", ".join(BASELINES))
 
 
-def summarise(runs: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+def seed_summary(runs: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
     """Per metric: mean over runs and its standard error (0 for a single run)."""
     out = {}
-    for m in METRICS:
+    for m in TABLE_METRICS:
         v = np.array([r["test"][m] for r in runs])
         se = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else 0.0
         out[m] = (float(v.mean()), se)
@@ -138,16 +142,16 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
 
 
 def markdown_table(record: dict[str, Any]) -> str:
-    lines = ["| model | runs | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
+    lines = ["| model | runs | " + " | ".join(TABLE_METRICS) + " |", "|---|---|" + "---|" * len(TABLE_METRICS)]
     for model, res in record["results"].items():
         if not res["runs"]:
             continue
-        stats = summarise(res["runs"])
+        stats = seed_summary(res["runs"])
         cells = [f"{m:.4f} ± {se:.4f}" if len(res["runs"]) > 1 else f"{m:.4f}" for m, se in stats.values()]
         lines.append(f"| {model} | {len(res['runs'])} | " + " | ".join(cells) + " |")
     oracle = record["data"].get("oracle_test")  # synthetic data: ranking by the true probabilities
     if oracle:
-        lines.append("| oracle | - | " + " | ".join(f"{oracle[m]:.4f}" for m in METRICS) + " |")
+        lines.append("| oracle | - | " + " | ".join(f"{oracle[m]:.4f}" for m in TABLE_METRICS) + " |")
     return "\n".join(lines + precision_lines(record))
 
 

@@ -30,3 +30,11 @@ def flops_per_user(n_items: int, cfg: ModelConfig, nnz_per_user: float) -> float
     first = 2 * 2 * nnz_per_user * layers[0][1]  # forward + weight gradient
     rest = sum(3 * 2 * i * o for i, o in layers[1:])  # forward + weight grad + input grad
     return float(first + rest)
+
+
+def mfu(flops_per_user: float, users_per_s: float, gemm_flops: float, devices: int = 1) -> float:
+    """Model FLOP utilisation: the model's FLOPs per second over ``devices`` x the measured GEMM ceiling.
+
+    The one definition used by ``vaecf bench`` and the ablation runner (``ablations.speed``).
+    """
+    return flops_per_user * users_per_s / (devices * gemm_flops)

@@ -224,3 +224,15 @@ def _local_gpus() -> int:
     import tensorflow as tf
 
     return len(tf.config.list_physical_devices("GPU"))
+
+
+def _launcher_main(argv: list[str]) -> int:
+    """``python -m vaecf.launch WORKERS ENGINE COMMAND...``: one world, as a child of ``children.run_workers``."""
+    # SIGTERM (our parent died, or was stopped) must unwind through launch's clean-up of the workers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    workers, engine, *command = argv
+    return launch(command, int(workers), engine)
+
+
+if __name__ == "__main__":
+    sys.exit(_launcher_main(sys.argv[1:]))

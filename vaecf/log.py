@@ -20,18 +20,6 @@ def format_record(record: Mapping[str, Any]) -> str:
     return " ".join(parts)
 
 
-def parse_record(line: str) -> dict[str, float | str]:
-    """Inverse of ``format_record`` (numbers come back as floats)."""
-    out: dict[str, float | str] = {}
-    for part in line.split():
-        key, _, value = part.partition("=")
-        try:
-            out[key] = float(value)
-        except ValueError:
-            out[key] = value
-    return out
-
-
 class EpochLog:
     """Writes each epoch record as one line to ``stream`` (nothing when ``stream`` is None)."""
 

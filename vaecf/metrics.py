@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-Scorer = Callable[[sp.csr_matrix], np.ndarray]
+ScoreFn = Callable[[sp.csr_matrix], np.ndarray]
 """Maps a batch of fold-in rows (users x items, CSR) to dense scores of the same shape."""
 
-METRICS = ("ndcg", "recall")
+METRIC_NAMES = ("ndcg", "recall")
 BLOCK = 2000
 """Heldout users scored and ranked at once: a users x items float32 block (160 MB at 20,108 items)."""
 DEFAULT_KS: tuple[tuple[str, int], ...] = (("ndcg", 100), ("recall", 20), ("recall", 50))
@@ -28,10 +28,12 @@ DEFAULT_KS: tuple[tuple[str, int], ...] = (("ndcg", 100), ("recall", 20), ("reca
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of each row's k highest scores, best first, equal scores in column order.
 
+    The one ranker: ``evaluate`` ranks every block with it and ``vaecf.recommend`` one user's row.
+    Its tie rule: among the selected, equal scores come in column order; which of several items
+    tied at the k-th score is selected is not specified (whichever the selection leaves above it).
     One linear selection per row, then a sort of the k selected only. Selecting the k largest
     from the end of an ascending partition needs no negated copy of the block (2,000 x 20,108:
-    153 ms against 231 ms; 2-core EPYC). Which of several items tied at the k-th score is
-    selected is not specified. A large block is cut into one slice of rows per core, ranked in
+    153 ms against 231 ms; 2-core EPYC). A large block is cut into one slice of rows per core, ranked in
     threads: numpy's partition releases the GIL, and while a block is ranked TensorFlow is idle.
     """
     threads = min(os.cpu_count() or 1, scores.shape[0] // PARALLEL_ROWS)
@@ -75,16 +77,6 @@ def _recall(hits: np.ndarray, n_targets: np.ndarray, k: int) -> np.ndarray:
     """Per-user Recall@k = hits / min(k, |targets|); NaN for users without targets."""
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n_targets > 0, hits.sum(axis=1) / np.minimum(k, n_targets), np.nan)
-
-
-def ndcg_at_k(scores: np.ndarray, targets: sp.csr_matrix, k: int = 100) -> np.ndarray:
-    """Per-user NDCG@k; NaN for users without targets."""
-    return _ndcg(_hits(top_k(scores, k), targets), targets.getnnz(axis=1))
-
-
-def recall_at_k(scores: np.ndarray, targets: sp.csr_matrix, k: int = 20) -> np.ndarray:
-    """Per-user Recall@k = hits / min(k, |targets|); NaN for users without targets."""
-    return _recall(_hits(top_k(scores, k), targets), targets.getnnz(axis=1), k)
 
 
 def _from_hits(name: str, hits: np.ndarray, n_targets: np.ndarray, k: int) -> np.ndarray:
@@ -137,7 +129,7 @@ def _ranked_without(scores: np.ndarray, foldin: sp.csr_matrix, k: int) -> np.nda
 
 
 def evaluate(
-    scorer: Scorer,
+    scorer: ScoreFn,
     foldin: sp.csr_matrix,
     targets: sp.csr_matrix,
     ks: Iterable[tuple[str, int]] = DEFAULT_KS,
@@ -151,9 +143,9 @@ def evaluate(
     if foldin.shape != targets.shape:
         raise ValueError(f"fold-in {foldin.shape} and targets {targets.shape} differ in shape")
     ks = list(ks)
-    unknown = {name for name, _ in ks} - set(METRICS)
+    unknown = {name for name, _ in ks} - set(METRIC_NAMES)
     if unknown:
-        raise ValueError(f"unknown metric(s) {sorted(unknown)}: known are {list(METRICS)}")
+        raise ValueError(f"unknown metric(s) {sorted(unknown)}: known are {list(METRIC_NAMES)}")
     out: dict[str, list[np.ndarray]] = {f"{name}@{k}": [] for name, k in ks}
     longest = max((k for _, k in ks), default=1)
     for start in range(0, foldin.shape[0], batch_size):

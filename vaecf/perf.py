@@ -8,14 +8,12 @@ Scoring (evaluation, serving) has its own ceiling: the forward GEMM alone at the
 
 from __future__ import annotations
 
-import os
-import platform
 import re
 import resource
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +23,7 @@ import tensorflow as tf
 
 from vaecf.flops import forward_gemm_flops, output_gemm_flops
 from vaecf.model import compute_dtype, use_tf32
-from vaecf.provenance import cpu_flags, cpu_model, git_sha, package_version
+from vaecf.provenance import header, package_version
 from vaecf.tfenv import TF32, cpu_allocator, gpu_memory_growth
 
 GemmFlavour = Literal["step", "forward"]
@@ -67,10 +65,6 @@ def best_time(fn: Callable[[], Any], repeats: int) -> float:
         run()
         best = min(best, time.perf_counter() - start)
     return float(best)
-
-
-def mfu(flops_per_user: float, users_per_s: float, rate: float) -> float:
-    return flops_per_user * users_per_s / rate
 
 
 def peak_rss_bytes(children: bool = False) -> int:
@@ -162,18 +156,8 @@ def horovod_build() -> dict[str, Any] | None:
     return {"nccl": bool(hvd.nccl_built()), "gloo": bool(hvd.gloo_built()), "mpi": bool(hvd.mpi_built())}
 
 
-def machine_info() -> dict[str, Any]:
-    """What a result record needs to say about where it was measured."""
-    return {
-        "hostname": platform.node(),
-        "cpu": cpu_model(),
-        "cpu_flags": cpu_flags(),
-        "cores": os.cpu_count(),
-        **gpu_info(),
-        "python": platform.python_version(),
-        "tf_cpu_allocator": cpu_allocator(),
-        "versions": {"tensorflow": tf.__version__,
-                     **{name: package_version(name) for name in ("numpy", "scipy", "pandas", "horovod")}},
-        "horovod_build": horovod_build(),
-        "git_sha": git_sha(),
-    }
+def machine_info(command: Sequence[str] | None = None) -> dict[str, Any]:
+    """The provenance header (``provenance.header``) with what only TensorFlow knows: GPUs, CUDA, allocator."""
+    info = header(command)
+    info["versions"]["tensorflow"] = tf.__version__  # the one imported, whatever its package is called
+    return {**info, **gpu_info(), "tf_cpu_allocator": cpu_allocator(), "horovod_build": horovod_build()}

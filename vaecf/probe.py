@@ -1,7 +1,8 @@
-"""A fixed data-parallel workload on random data: the tests' equivalence checks and ``vaecf bench --workers``.
+"""A fixed data-parallel run: the tests' equivalence checks and ``vaecf bench --workers``.
 
-``python -m vaecf.probe --out DIR [options]`` trains on a seeded random CSR and writes each
-rank's final weights and rank 0's throughput; ``compare_workers`` runs it with 1 and N workers.
+``python -m vaecf.probe --out DIR [options]`` trains on seeded rows of ``vaecf.workload``
+(ML-20M's shape by default, the tests narrow it) and writes each rank's final weights and rank
+0's throughput; ``compare_workers`` runs it with 1 and N workers.
 """
 
 from __future__ import annotations
@@ -14,20 +15,22 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from vaecf import gpus
-from vaecf.config import TrainConfig
+from vaecf.config import Engine, InputKind, ModelKind, Pipeline, Precision, TrainConfig
+from vaecf.data.registry import ML20M
 from vaecf.launch import horovod_installed, launch, world_from_env
 
 
 def compare_workers(workers: int = 2, engines: Sequence[str] = ("horovod", "tf-distribute"),
-                    users: int = 10_000, items: int = 20_108, nnz: int = 73, batch_size: int = TrainConfig.batch_size,
+                    users: int = 10_000, items: int = ML20M.items, nnz: float = ML20M.mean_items,
+                    batch_size: int = TrainConfig.batch_size,
                     kind: str = "vae", timeout: float = 600) -> list[dict[str, Any]]:
-    """Training throughput (users/s) of one epoch on random data with 1 and with ``workers`` processes.
+    """Training throughput (users/s) of one epoch of ``vaecf.workload`` rows with 1 and with ``workers`` processes.
 
-    The default shape is ML-20M's catalogue with ~73 items per user and the paper's VAE and
-    batch. One row per (engine, workers); an engine that cannot run here gets a ``skipped`` reason.
+    The default shape is ML-20M's (10,000 of its users) with the paper's VAE and batch.
+    One row per (engine, workers); an engine that cannot run here gets a ``skipped`` reason.
     """
     rows = [_probe_run(1, "local", users, items, nnz, batch_size, kind, timeout)]
     for engine in engines:
@@ -38,7 +41,7 @@ def compare_workers(workers: int = 2, engines: Sequence[str] = ("horovod", "tf-d
     return rows
 
 
-def _probe_run(workers: int, engine: str, users: int, items: int, nnz: int, batch_size: int, kind: str,
+def _probe_run(workers: int, engine: str, users: int, items: int, nnz: float, batch_size: int, kind: str,
                timeout: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "vaecf.probe", "--out", tmp, "--engine", engine,
@@ -52,7 +55,7 @@ def _probe_run(workers: int, engine: str, users: int, items: int, nnz: int, batc
 
 
 def probe_main(argv: Sequence[str]) -> None:
-    """``python -m vaecf.probe``: train on a seeded random CSR; write weights and throughput.
+    """``python -m vaecf.probe``: train on seeded ``vaecf.workload`` rows; write weights and throughput.
 
     Every rank writes ``rank{R}.npz`` (its final variables); rank 0 writes ``result.json``.
     ``--check-broadcast`` shifts the weights of ranks > 0 before an extra broadcast, so equal
@@ -60,34 +63,31 @@ def probe_main(argv: Sequence[str]) -> None:
     """
     p = argparse.ArgumentParser(prog="python -m vaecf.probe")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--engine", default="local", choices=("local", "horovod", "tf-distribute"))
+    p.add_argument("--engine", default="local", choices=("local", *(e for e in get_args(Engine) if e != "auto")))
     p.add_argument("--users", type=int, default=64)
     p.add_argument("--items", type=int, default=40)
-    p.add_argument("--nnz", type=int, default=6, help="mean items per user")
+    p.add_argument("--nnz", type=float, default=6, help="mean items per user")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--kind", choices=("vae", "dae"), default="dae")
+    p.add_argument("--kind", choices=get_args(ModelKind), default="dae")
     p.add_argument("--dropout-keep", type=float, default=1.0)
-    p.add_argument("--input", choices=("sparse", "dense"), default="sparse")
-    p.add_argument("--pipeline", choices=("tfdata", "feed"), default="tfdata")
-    p.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"), default="float32")
+    p.add_argument("--input", choices=get_args(InputKind), default="sparse")
+    p.add_argument("--pipeline", choices=get_args(Pipeline), default="tfdata")
+    p.add_argument("--precision", choices=get_args(Precision), default="float32")
     p.add_argument("--xla", action="store_true")
     p.add_argument("--check-broadcast", action="store_true")
     p.add_argument("--no-weights", action="store_true")
     args = p.parse_args(argv)
 
     import numpy as np
-    import scipy.sparse as sp
 
     from vaecf.config import ModelConfig, RunConfig
     from vaecf.distributed import Local
     from vaecf.train import Trainer
+    from vaecf.workload import rows_of_shape
 
     world = world_from_env(args.engine) if args.engine != "local" else Local()  # before any TF op
-    rng = np.random.default_rng(0)
-    train = sp.random(args.users, args.items, density=args.nnz / args.items, format="csr",
-                      random_state=rng, dtype=np.float32)
-    train.data[:] = 1.0
+    train = rows_of_shape(args.users, args.items, args.nnz)
     model = ModelConfig(kind=args.kind, hidden=() if args.kind == "dae" else (600,), latent=200,
                         dropout_keep=args.dropout_keep)
     config = RunConfig(model, TrainConfig(batch_size=args.batch_size, input=args.input,

@@ -1,7 +1,12 @@
-"""Where and with what a record was made: machine, CPU features, code version, packages.
+"""Where and with what a record was made: the one provenance header every record carries.
 
-Without TensorFlow (``perf.machine_info`` adds what only TensorFlow knows: GPUs, CUDA), so that
-light commands and the ablation runner's own process can name the machine and the commit.
+``header`` is the commit (``git_sha``, ``-dirty`` when the tree had changes, and ``clean``),
+the machine (its results folder name, host, CPU and its GEMM-deciding flags, cores), the
+package versions and the command. Every record-writing command writes it under the key
+``machine``: ``vaecf bench`` (all modes), ``vaecf compare``, the ablation runner's run, speed
+and calibration records and the scripts in ``benchmarks/``. Without TensorFlow
+(``perf.machine_info`` adds what only TensorFlow knows: GPUs, CUDA, the allocator), so that
+light commands and the ablation runner's own process can write it too.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ import importlib.metadata
 import os
 import platform
 import subprocess
+import sys
+from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -59,8 +66,23 @@ def machine_name() -> str:
     return os.environ.get("VAECF_MACHINE") or platform.node() or "unknown"
 
 
-def provenance() -> dict[str, Any]:
-    """The commit, packages and CPU a record was made with (what is knowable without TensorFlow)."""
-    return {"git_sha": git_sha(), "cpu": cpu_model(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "versions": {name: package_version(name) for name in ("tensorflow", "numpy", "scipy", "pandas")}}
+VERSIONED = ("tensorflow", "numpy", "scipy", "pandas", "horovod")
+"""The packages whose versions a record names (None where one is not installed)."""
+
+
+def header(command: Sequence[str] | None = None) -> dict[str, Any]:
+    """The provenance header of a record: commit, clean tree, machine, CPU flags, versions, command.
+
+    ``command`` defaults to this process's ``sys.argv``.
+    """
+    sha = git_sha()
+    return {"git_sha": sha, "clean": sha is not None and not sha.endswith("-dirty"),
+            "machine_name": machine_name(), "hostname": platform.node(), "cpu": cpu_model(),
+            "cpu_flags": cpu_flags(), "cores": os.cpu_count(), "python": platform.python_version(),
+            "versions": {name: package_version(name) for name in VERSIONED},
+            "command": list(sys.argv if command is None else command)}
+
+
+def header_of(record: dict[str, Any]) -> dict[str, Any]:
+    """A record's provenance header; calibrations made before ``header`` existed keep it under ``provenance``."""
+    return dict(record["machine"] if "machine" in record else record["provenance"])

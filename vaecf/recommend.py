@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # numpy and scipy load on the first call: ``import vaecf`` im
     from vaecf.data.split import Split
 
 
-class Scorer(Protocol):
+class ScoringModel(Protocol):
     """What can rank items: a ``Trainer`` (or anything with its ``scores`` method)."""
 
     def scores(self, foldin: sp.csr_matrix) -> np.ndarray: ...
@@ -36,7 +36,7 @@ class Recommendation:
     notes: list[str] = field(default_factory=list)
 
 
-def recommend(model: Scorer | Callable[[sp.csr_matrix], np.ndarray], split: Split, item_ids: Sequence[int],
+def recommend(model: ScoringModel | Callable[[sp.csr_matrix], np.ndarray], split: Split, item_ids: Sequence[int],
               k: int) -> Recommendation:
     """The ``k`` best items for a user whose history is ``item_ids``, never one of the history.
 
@@ -45,6 +45,8 @@ def recommend(model: Scorer | Callable[[sp.csr_matrix], np.ndarray], split: Spli
     """
     import numpy as np
     import scipy.sparse as sp
+
+    from vaecf.metrics import top_k
 
     score = model.scores if hasattr(model, "scores") else model
     column = _columns(split.item_ids.tobytes(), split.item_ids.dtype.str)
@@ -66,30 +68,10 @@ def recommend(model: Scorer | Callable[[sp.csr_matrix], np.ndarray], split: Spli
     cols = np.sort(np.fromiter((column[i] for i in history), np.int64, len(history)))
     row = sp.csr_matrix((np.ones(len(cols), np.float32), cols, [0, len(cols)]), shape=(1, split.n_items))
     scores = np.array(score(row)[0], dtype=np.float64)
+    if np.isnan(scores).any():  # a NaN would rank first: no ranking to give
+        raise DataError(f"the model scored {int(np.isnan(scores).sum())} items NaN: it is broken (retrain it)")
     scores[cols] = -np.inf  # the history is never recommended back
-    return Recommendation(items=split.item_ids[best_first(scores, k)].tolist(), notes=notes)
-
-
-def best_first(scores: np.ndarray, k: int) -> np.ndarray:
-    """The columns of the ``k`` highest scores, best first, equal scores in column order.
-
-    Exactly ``np.argsort(-scores, kind="stable")[:k]``, in time linear in the items: at 20,108
-    items the full sort took 2.1 ms of a request, the selection 0.05 ms (one row, 2-core EPYC).
-    Falls back to the sort when the k-th score is not finite (a NaN, or k reaching into the
-    masked history).
-    """
-    import numpy as np
-
-    n = len(scores)
-    if k >= n:
-        return np.argsort(-scores, kind="stable")[:k]
-    kth = np.partition(scores, n - k)[n - k]  # the k-th highest score
-    if not np.isfinite(kth):
-        return np.argsort(-scores, kind="stable")[:k]
-    above = np.flatnonzero(scores > kth)
-    tied = np.flatnonzero(scores == kth)[: k - len(above)]  # the lowest columns among equal scores
-    chosen = np.sort(np.concatenate([above, tied]))
-    return chosen[np.argsort(-scores[chosen], kind="stable")]
+    return Recommendation(items=split.item_ids[top_k(scores[None, :], k)[0]].tolist(), notes=notes)
 
 
 @lru_cache(maxsize=4)

@@ -1,9 +1,9 @@
 """Serving: a trained model made ready for single users, and ``vaecf bench --serving``.
 
-``Warm`` wraps a ``Trainer`` for ``vaecf.recommend.recommend``: one user's history goes to one
-traced graph as its columns only. The bench measures three figures, each on the prepared split
-and a freshly initialised model (the time of a forward pass and a ranking does not depend on
-the weights' values):
+``SingleUserScorer`` wraps a ``Trainer`` for ``vaecf.recommend.recommend``: a NumPy copy of its
+weights scores one user's history without TensorFlow's per-call cost. The bench measures three
+figures, each on the prepared split and a freshly initialised model (the time of a forward pass
+and a ranking does not depend on the weights' values):
 
 * evaluation: ``Trainer.evaluate`` on the validation users (users/s), the same pass again with
   its scoring timed apart from ranking and metrics (two passes: under load their totals
@@ -28,7 +28,7 @@ import scipy.sparse as sp
 
 from vaecf.config import ModelConfig, RunConfig, TrainConfig
 from vaecf.data.split import Split
-from vaecf.recommend import Scorer
+from vaecf.recommend import ScoringModel
 
 if TYPE_CHECKING:
     from vaecf.train import Trainer
@@ -40,26 +40,26 @@ WARM_REQUESTS = 10
 def measure_serving(split: Split, requests: int, k: int, warmup: int, steps: int,
                     seed: int = 0) -> dict[str, Any]:
     """Evaluation throughput, single-user recommend latency and the validation share of an epoch."""
-    from vaecf.bench import measure
     from vaecf.train import Trainer
+    from vaecf.train_speed import train_speed
 
     load_before = os.getloadavg()[0]  # other processes on the cores make every figure here slower
     trainer = Trainer(split.n_items, RunConfig())
     evaluation = evaluation_speed(trainer, split)
-    warm = Warm(trainer)
-    latency = quietest_latency(warm, split, requests, k, seed)
+    scorer = SingleUserScorer(trainer)
+    latency = quietest_latency(scorer, split, requests, k, seed)
     latency["output_product_p50_ms"] = output_product_ms(trainer, requests)
     latency["trainer_path"] = recommend_latency(trainer, split, requests, k, seed)  # TensorFlow's Trainer.scores
     train = TrainConfig(batch_size=min(TrainConfig().batch_size, split.train.shape[0]))  # only full batches are timed
-    users_per_s = measure(split, train, warmup, steps)["users_per_s"]
+    users_per_s = train_speed(split, train, warmup, steps)["users_per_s"]
     epoch_s = split.train.shape[0] / users_per_s["median"]
     share = {"batch_size": train.batch_size, "timed_steps": users_per_s["steps"],
              "train_users_per_s": users_per_s["median"], "epoch_s_estimated": epoch_s,
              "validation_s": evaluation["seconds"],
              "validation_share": evaluation["seconds"] / (evaluation["seconds"] + epoch_s)}
     return {"evaluation": evaluation, "recommend": latency, "validation_vs_epoch": share,
-            "batched": batched_scoring(warm, split, k, seed=seed),
-            "agreement": agreement(trainer, warm, split, "validation"),
+            "batched": batched_scoring(scorer, split, k, seed=seed),
+            "agreement": agreement(trainer, scorer, split, "validation"),
             "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]}}
 
 
@@ -67,7 +67,7 @@ LATENCY_ROUNDS = 3
 """Rounds of the latency measurement: cores shared with other work slow some; the quietest is the figure."""
 
 
-def quietest_latency(model: Scorer, split: Split, requests: int, k: int, seed: int = 0) -> dict[str, Any]:
+def quietest_latency(model: ScoringModel, split: Split, requests: int, k: int, seed: int = 0) -> dict[str, Any]:
     """``recommend_latency`` in ``LATENCY_ROUNDS`` rounds, each with the 1-minute load before it; the round
     that ran on the least loaded machine is the headline, every round is kept beside it."""
     rounds = []
@@ -83,14 +83,14 @@ BATCH_P99_MS = 10.0
 BATCHES = (1, 4, 16, 32, 64, 128, 256, 512)
 
 
-def batched_scoring(model: Scorer, split: Split, k: int, calls: int = 100, seed: int = 0) -> dict[str, Any]:
+def batched_scoring(model: ScoringModel, split: Split, k: int, calls: int = 100, seed: int = 0) -> dict[str, Any]:
     """Top-``k`` for ``B`` users in one call (scores, history masked, ranked), per batch size: ms per call
     (p50/p99) and users/s; the figure is users/s at the largest batch with p99 <= ``BATCH_P99_MS``.
 
     Stops at the first batch over the limit (larger ones only get slower). The users are training
     rows drawn at random, ``calls`` batches per size after one untimed call.
     """
-    from vaecf.recommend import best_first
+    from vaecf.metrics import top_k
 
     train: sp.csr_matrix = split.train
     rng = np.random.default_rng(seed)
@@ -102,8 +102,7 @@ def batched_scoring(model: Scorer, split: Split, k: int, calls: int = 100, seed:
             start = time.perf_counter()
             scores = np.asarray(model.scores(block), dtype=np.float64)
             scores[block.nonzero()] = -np.inf
-            for row in scores:
-                best_first(row, k)
+            top_k(scores, k)
             if c:
                 seconds.append(time.perf_counter() - start)
         p50, p99 = np.percentile(seconds, [50, 99]) * 1e3
@@ -117,7 +116,7 @@ def batched_scoring(model: Scorer, split: Split, k: int, calls: int = 100, seed:
             "batch": best["batch"] if best else None, "users_per_s": best["users_per_s"] if best else None}
 
 
-def agreement(reference: Scorer, served: Scorer, split: Split, part: str = "validation",
+def agreement(reference: ScoringModel, served: ScoringModel, split: Split, part: str = "validation",
               ks: tuple[int, ...] = (20, 100)) -> dict[str, Any]:
     """How far the served scores are from the reference's on ``part``'s users: the paper's metrics of both
     (equal or not), the share of each user's top-k (history masked) they agree on, and the share of users
@@ -177,7 +176,7 @@ def evaluation_speed(trainer: Trainer, split: Split) -> dict[str, Any]:
             "of_ceiling": users / seconds / ceiling, "scoring_of_ceiling": users / scoring.seconds / ceiling}
 
 
-def recommend_latency(model: Scorer, split: Split, requests: int, k: int, seed: int = 0) -> dict[str, Any]:
+def recommend_latency(model: ScoringModel, split: Split, requests: int, k: int, seed: int = 0) -> dict[str, Any]:
     """Seconds of ``recommend`` per request (p50/p90/p99 in ms) over ``requests`` training rows drawn at random."""
     from vaecf.recommend import recommend
 
@@ -223,7 +222,7 @@ def training_histories(split: Split, n: int, seed: int) -> list[list[int]]:
     return [split.item_ids[train.indices[train.indptr[u]:train.indptr[u + 1]]].tolist() for u in users]
 
 
-class Warm:
+class SingleUserScorer:
     """A trainer's model made ready for serving: a NumPy copy of its weights and the forward pass on it.
 
     A request through TensorFlow cost 2.1 ms of graph dispatch and M=1 kernels on top of a 0.9 ms

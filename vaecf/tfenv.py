@@ -1,4 +1,4 @@
-"""Process-wide TensorFlow settings that must be in place before TensorFlow allocates memory.
+"""Process-wide TensorFlow settings that must be in place before TensorFlow allocates memory, and its quiet import.
 
 ``import vaecf`` applies them (``configure``), so every entry point (the CLI, the ablation
 runner's children, asv, tests, a user's script) trains under the same settings; a user's own
@@ -15,9 +15,14 @@ from 873 to 324 ms at batch 4,096 (float32) and steps got 1.26-1.50x faster.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from collections.abc import Iterator
 
 ALLOCATOR_ENV = "TF_CPU_ALLOCATOR_USE_BFC"
+LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
+
 GPU_GROWTH_ENV = "TF_FORCE_GPU_ALLOW_GROWTH"
 """GPU memory growth: without it TensorFlow reserves nearly all memory of every GPU it sees at its
 first GPU op, so a parent that measured on a GPU (``vaecf bench --workers``) or a child that sees
@@ -45,3 +50,33 @@ def gpu_memory_growth() -> bool:
 def cpu_allocator() -> str:
     """The CPU allocator this process's TensorFlow uses, as configured: ``bfc`` or ``malloc``."""
     return "bfc" if os.environ.get(ALLOCATOR_ENV, "").lower() in ("1", "true") else "malloc"
+
+
+def load_tensorflow(verbose: bool = False) -> None:
+    """Import TensorFlow, keeping its C++ start-up logging off stderr unless ``verbose``.
+
+    TF_CPP_MIN_LOG_LEVEL=3 hides what TensorFlow logs through its own logger (oneDNN notes, the
+    failed cuInit on a machine without a GPU); a user's own setting of it wins. The "Could not
+    find cuda drivers" lines come from absl before its logging is initialised, which no variable
+    controls, so the import itself runs with file descriptor 2 on /dev/null when the level is 3.
+    Called by the command line and the asv suites (``benchmarks/__init__.py``).
+    """
+    if not verbose:
+        os.environ.setdefault(LOG_LEVEL, "3")
+    if verbose or os.environ[LOG_LEVEL] != "3" or "tensorflow" in sys.modules:
+        return
+    with _stderr_to_devnull():
+        import tensorflow  # noqa: F401
+
+
+@contextlib.contextmanager
+def _stderr_to_devnull() -> Iterator[None]:
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)

@@ -2,6 +2,7 @@
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,8 +23,8 @@ RATES = {"machine": "fake", "provenance": CPU, "items": 20_108, "mean_items": 73
 
 
 def fake_run(folder: Path, rates: dict | None = RATES) -> Path:
-    steps = [{"index": s.index, "name": s.name, "change": "", "train": dataclasses.asdict(s.train), "skip": None,
-              "notes": []} for s in STEPS]
+    steps: list[dict[str, Any]] = [{"index": s.index, "name": s.name, "change": "", "skip": None, "notes": [],
+                                    "train": dataclasses.asdict(s.train)} for s in STEPS]
     write_json(folder / "run.json", {"machine": {"hostname": "vm", **CPU}, "ladder": {"reference": "case-study"},
                                      "steps": steps})
     window = {"peak_rss_bytes": None, "device_peak_bytes": None}

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from typing import Any
 
 import pytest
 
@@ -28,8 +29,9 @@ def curve(values: list[float], every: int, horizon: int = 1000) -> dict:
 
 
 def write_run(folder, budget_s: float = 20.0, target: float = 0.36) -> None:
-    described = [{"index": s.index, "slug": s.slug, "name": s.name, "change": s.change, "notes": [],
-                  "skip": s.skip, "train": dataclasses.asdict(s.train)} for s in STEPS]
+    described: list[dict[str, Any]] = [
+        {"index": s.index, "slug": s.slug, "name": s.name, "change": s.change, "notes": [], "skip": s.skip,
+         "train": dataclasses.asdict(s.train)} for s in STEPS]
     write_json(folder / "calibration.json", CALIBRATION)
     write_json(folder / "run.json", {
         "ladder": {"name": "tiny", "mode": "ladder", "reference": None, "description": "a test ladder"},
@@ -96,7 +98,8 @@ def test_speed_is_the_median_of_the_window_medians_with_their_spread(tmp_path) -
 
 def test_target_is_absolute_from_the_calibration_and_the_budget_from_the_original_code_path() -> None:
     summary = {"converged_ndcg": 0.40, "updates": [10, 20, 30, 40], "mean": [0.2, 0.37, 0.385, 0.40]}
-    target, budget_s = budget_and_target(summary, target_fraction=0.95, time_factor=1.5, reference_spu=2.0)
+    target, budget_s = budget_and_target(summary, target_fraction=0.95, time_factor=1.5,
+                                         reference_seconds_per_update=2.0)
     assert target == pytest.approx(0.38)
     assert budget_s == pytest.approx(1.5 * 30 * 2.0)  # 0.385 >= 0.38 first at update 30
 

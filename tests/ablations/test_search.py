@@ -19,9 +19,14 @@ def test_start_is_the_fastest_measured_and_a_slowing_switch_is_reported_off(tmp_
         rate *= 0.7 if train.workers > 1 else 1.0
         return rate
 
-    measured = []
-    monkeypatch.setattr(speed, "measure", lambda steps, *a, **k: measured.append(len(steps)) or {})
-    monkeypatch.setattr(speed, "summarise", lambda record, step: {"users_per_s": users_per_s(step.train)})
+    measured: list[int] = []
+
+    def measure(steps: list, *args: object, **kwargs: object) -> dict:
+        measured.append(len(steps))
+        return {}
+
+    monkeypatch.setattr(speed, "time_windows", measure)
+    monkeypatch.setattr(speed, "speed_summary", lambda record, step: {"users_per_s": users_per_s(step.train)})
     steps, record = search.search(Ladder.load("leave-one-out"), CPU2, BUDGETS["quick"], 200_000, tmp_path,
                                   tmp_path, log=lambda *a: None)
     start = steps[0].train

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import re
@@ -48,7 +49,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         start = 0
         if requested and not state.ignore_range:
-            start = int(re.fullmatch(r"bytes=(\d+)-", requested).group(1))
+            offset = re.fullmatch(r"bytes=(\d+)-", requested)
+            assert offset is not None, requested
+            start = int(offset.group(1))
             if start >= len(body):
                 self.send_response(416)
                 self.send_header("Content-Range", f"bytes */{len(body)}")
@@ -73,7 +76,7 @@ class _Handler(BaseHTTPRequestHandler):
 def server():
     state = Server()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.state = state  # type: ignore[attr-defined]
+    httpd.state = state
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     state.base = f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -100,13 +103,19 @@ def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
+def _serve_as_ml100k(monkeypatch: pytest.MonkeyPatch, url: str, md5: str) -> None:
+    """Register ``url`` as ml-100k's download, with ``md5`` as its published checksum."""
+    archive = registry.Archive(url=url, md5=md5, member="ml-100k/u.data")
+    ml100k = dataclasses.replace(registry.DATASETS["ml-100k"], archive=archive)
+    monkeypatch.setitem(registry.DATASETS, "ml-100k", ml100k)
+
+
 @pytest.fixture
 def served_ml100k(server: Server, monkeypatch: pytest.MonkeyPatch) -> tuple[Server, bytes, np.ndarray]:
     """The fake archive served at /ml-100k.zip and registered as ml-100k's download."""
     data, rows = fake_ml100k()
     server.files["/ml-100k.zip"] = data
-    monkeypatch.setitem(registry.ARCHIVES, "ml-100k", registry.Archive(
-        url=server.url("/ml-100k.zip"), md5=md5(data), member="ml-100k/u.data"))
+    _serve_as_ml100k(monkeypatch, server.url("/ml-100k.zip"), md5(data))
     return server, data, rows
 
 
@@ -203,8 +212,7 @@ def test_corrupt_archive_with_matching_checksum_is_a_data_error(
     start = data.index(b"ml-100k/u.data") + len("ml-100k/u.data") + 200  # inside u.data's deflate stream
     corrupt[start:start + 16] = bytes(b ^ 0xFF for b in corrupt[start:start + 16])
     server.files["/ml-100k.zip"] = bytes(corrupt)
-    monkeypatch.setitem(registry.ARCHIVES, "ml-100k", registry.Archive(
-        url=server.url("/ml-100k.zip"), md5=md5(bytes(corrupt)), member="ml-100k/u.data"))
+    _serve_as_ml100k(monkeypatch, server.url("/ml-100k.zip"), md5(bytes(corrupt)))
     with pytest.raises(DataError, match="corrupt") as caught:
         sources.load_ratings("ml-100k", None, tmp_path, progress=False)
     assert str(tmp_path / "ml-100k.zip") in str(caught.value)

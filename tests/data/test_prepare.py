@@ -87,7 +87,7 @@ def test_manifest_lists_every_file_and_the_cache_is_reused(folder: Path, monkeyp
 
 def test_a_killed_prepare_leaves_the_old_split_whole(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
-    written = []
+    written: list[Path] = []
 
     def dies_on_the_third_file(path: Path, matrix) -> None:  # noqa: ANN001
         if len(written) == 2:

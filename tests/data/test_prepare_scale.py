@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from benchmarks import prepare_scale
 from vaecf.data.protocol import repeated_pairs
-from vaecf.data.sources import read_ml20m_csv, read_netflix
+from vaecf.data.sources import read_file
 
 
 def test_lines_match_python_formatting() -> None:
@@ -21,7 +22,8 @@ def test_lines_match_python_formatting() -> None:
     assert lengths.tolist() == [len(line) for line in expected]
 
 
-@pytest.mark.parametrize(("name", "read"), [("netflix", read_netflix), ("ml-20m", read_ml20m_csv)])
+@pytest.mark.parametrize(("name", "read"), [("netflix", partial(read_file, "netflix")),
+                                           ("ml-20m", partial(read_file, "ml-20m"))])
 def test_a_small_shape_is_written_exactly_and_read_back(tmp_path: Path, name: str, read) -> None:  # noqa: ANN001
     shape = dataclasses.replace(prepare_scale.SHAPES[name], rows=20_000, users=600, items=300)
     folder, seconds = prepare_scale.ensure_source(tmp_path, shape)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,20 @@ import pandas as pd
 import pytest
 
 from vaecf.data import registry, sources
-from vaecf.data.sources import load_ratings, read_ml1m_dat, read_ml20m_csv, read_ml100k_data, read_netflix
+from vaecf.data.sources import load_ratings, read_file
 from vaecf.errors import DataError
+
+read_ml100k_data = partial(read_file, "ml-100k")
+read_ml1m_dat = partial(read_file, "ml-1m")
+read_ml20m_csv = partial(read_file, "ml-20m")
+read_netflix = partial(read_file, "netflix")
+
+
+def _with_archive(**changes: str) -> registry.Dataset:
+    """ML-100K's record with its archive's published checksums changed."""
+    ml100k = registry.DATASETS["ml-100k"]
+    assert ml100k.archive is not None
+    return dataclasses.replace(ml100k, archive=dataclasses.replace(ml100k.archive, **changes))
 
 
 def frame(users: list[int], items: list[int], ratings: list[float]) -> pd.DataFrame:
@@ -213,9 +226,9 @@ def test_ml_source_may_be_zip_file_or_folder(tmp_path: Path) -> None:
     renamed = tmp_path / "download"
     renamed.write_bytes(zipped.read_bytes())
     for source, read, verified in [(zipped, zipped, False), (renamed, renamed, False),
-                                   (extracted, extracted, sources.NO_CHECKSUM["extracted"]),
-                                   (tmp_path / "ml-100k", extracted, sources.NO_CHECKSUM["extracted"]),
-                                   (tmp_path, extracted, sources.NO_CHECKSUM["extracted"])]:
+                                   (extracted, extracted, sources.EXTRACTED),
+                                   (tmp_path / "ml-100k", extracted, sources.EXTRACTED),
+                                   (tmp_path, extracted, sources.EXTRACTED)]:
         ratings, files, how = load_ratings("ml-100k", source, tmp_path / "cache", verify=False)
         pd.testing.assert_frame_equal(ratings, ML100K_FRAME)
         assert files == [read]
@@ -227,17 +240,17 @@ def test_a_given_zip_is_checked_against_the_published_checksums(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     zipped = make_zip(tmp_path / "ml-100k.zip", {"ml-100k/u.data": ML100K.encode()})
     md5 = hashlib.md5(zipped.read_bytes()).hexdigest()
-    published = registry.ARCHIVES["ml-100k"].md5
+    published = registry.DATASETS["ml-100k"].archive.md5  # type: ignore[union-attr]
     with pytest.raises(DataError, match=f"{zipped}: not the published ml-100k.zip \\(md5 {md5}, published "
                                         f"{published}\\): damaged.*--no-verify"):
         load_ratings("ml-100k", zipped, tmp_path)
     assert load_ratings("ml-100k", zipped, tmp_path, verify=False).verified is False
-    monkeypatch.setitem(registry.ARCHIVES, "ml-100k", dataclasses.replace(registry.ARCHIVES["ml-100k"], md5=md5))
+    monkeypatch.setitem(registry.DATASETS, "ml-100k", _with_archive(md5=md5))
     ratings, _, verified = load_ratings("ml-100k", zipped, tmp_path)
     pd.testing.assert_frame_equal(ratings, ML100K_FRAME)
     assert verified is True
     sha256 = hashlib.sha256(b"another archive").hexdigest()
-    monkeypatch.setitem(registry.ARCHIVES, "ml-100k", dataclasses.replace(registry.ARCHIVES["ml-100k"], sha256=sha256))
+    monkeypatch.setitem(registry.DATASETS, "ml-100k", _with_archive(sha256=sha256))
     with pytest.raises(DataError, match=f"sha256 [0-9a-f]{{64}}, published {sha256}"):
         load_ratings("ml-100k", zipped, tmp_path)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from unittest import mock
 
@@ -14,9 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vaecf.data import sources
-from vaecf.data.registry import SCALES
-from vaecf.data.sources import read_ml1m_dat, read_ml20m_csv, read_ml100k_data, read_netflix
+from vaecf.data.registry import DATASETS
+from vaecf.data.sources import read_file
 from vaecf.errors import DataError
+
+read_ml100k_data = partial(read_file, "ml-100k")
+read_ml1m_dat = partial(read_file, "ml-1m")
+read_ml20m_csv = partial(read_file, "ml-20m")
+read_netflix = partial(read_file, "netflix")
 
 # tmp_path is shared by a test's examples: each example overwrites the one file it reads.
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -48,7 +54,7 @@ ML = [Format(read_ml100k_data, "u.data", "\t", None, "ml-100k"),
 
 def ratings_on(dataset: str) -> st.SearchStrategy[tuple[float, str]]:
     """(value, as written) of a rating on the dataset's scale, in any of its usual spellings."""
-    scale = SCALES[dataset]
+    scale = DATASETS[dataset].scale
     values = np.arange(scale.low, scale.high + scale.step / 2, scale.step).tolist()
     return st.sampled_from(values).flatmap(
         lambda v: st.sampled_from(sorted({f"{v:g}", f"{v:.1f}"})).map(lambda text: (v, text)))

@@ -8,7 +8,7 @@ from vaecf.baselines import Popularity
 from vaecf.config import ProtocolConfig
 from vaecf.data.protocol import apply_protocol
 from vaecf.data.synthetic import (
-    PRESETS,
+    SYNTHETIC_PRESETS,
     SyntheticConfig,
     generate,
     heldout_users_for,
@@ -18,7 +18,7 @@ from vaecf.data.synthetic import (
 from vaecf.errors import DataError
 from vaecf.metrics import evaluate
 
-TINY = PRESETS["tiny"]
+TINY = SYNTHETIC_PRESETS["tiny"]
 
 
 @pytest.fixture(scope="module")
@@ -92,23 +92,23 @@ def test_oracle_tracks_users_across_evaluation_blocks():
 
 
 def test_presets_have_the_papers_shapes():
-    ml, nf = PRESETS["ml-20m"], PRESETS["netflix"]
+    ml, nf = SYNTHETIC_PRESETS["ml-20m"], SYNTHETIC_PRESETS["netflix"]
     assert (ml.users, ml.items) == (136_677, 20_108)
     assert ml.mean_items == pytest.approx(9_990_682 / 136_677, rel=0.01)
     assert (nf.users, nf.items) == (463_435, 17_769)
     assert nf.mean_items == pytest.approx(56_880_037 / 463_435, rel=0.01)
-    small = PRESETS["small"]
+    small = SYNTHETIC_PRESETS["small"]
     assert (small.users, small.items, small.mean_items) == (12_000, ml.items, ml.mean_items)
-    assert [heldout_users_for(PRESETS[n]) for n in ("ml-20m", "netflix", "small", "tiny")] == [
+    assert [heldout_users_for(SYNTHETIC_PRESETS[n]) for n in ("ml-20m", "netflix", "small", "tiny")] == [
         10_000, 40_000, 1_000, 60]
     assert heldout_users_for(dataclasses.replace(ml, seed=5)) == 10_000
 
 
 def test_parse_spec():
-    assert parse_spec("synthetic:small") == PRESETS["small"] == SyntheticConfig()
-    assert parse_spec("synthetic") == PRESETS["small"]
+    assert parse_spec("synthetic:small") == SYNTHETIC_PRESETS["small"] == SyntheticConfig()
+    assert parse_spec("synthetic") == SYNTHETIC_PRESETS["small"]
     assert parse_spec("tiny") == TINY
-    assert parse_spec("synthetic:ml-20m, seed=3") == dataclasses.replace(PRESETS["ml-20m"], seed=3)
+    assert parse_spec("synthetic:ml-20m, seed=3") == dataclasses.replace(SYNTHETIC_PRESETS["ml-20m"], seed=3)
     cfg = parse_spec("synthetic:users=5000,items=2000,mean_items=30")
     assert (cfg.users, cfg.items, cfg.mean_items) == (5000, 2000, 30.0)
     assert isinstance(cfg.mean_items, float) and isinstance(cfg.users, int)
@@ -139,7 +139,7 @@ def test_config_refuses_out_of_range_values_as_data_error():
 
 @pytest.mark.slow
 def test_small_preset_is_realistic():
-    cfg = PRESETS["small"]
+    cfg = SYNTHETIC_PRESETS["small"]
     ratings, truth = generate(cfg)
     split = apply_protocol(ratings, ProtocolConfig(heldout_users=heldout_users_for(cfg)))
     assert split.stats["train_users"] == 10_000

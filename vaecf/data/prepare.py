@@ -18,8 +18,7 @@ from vaecf.config import ProtocolConfig
 from vaecf.data import synthetic
 from vaecf.data.download import fingerprint
 from vaecf.data.protocol import apply_protocol
-from vaecf.data.registry import DATASETS as FILE_DATASETS
-from vaecf.data.registry import DEFAULT_HELDOUT
+from vaecf.data.registry import DATASETS
 from vaecf.data.sources import load_ratings
 from vaecf.data.split import Split
 from vaecf.errors import DataError
@@ -27,7 +26,8 @@ from vaecf.errors import DataError
 PROTOCOL_VERSION = 1
 """Bump when a change to the protocol code changes its output, so caches are rebuilt."""
 
-DATASETS = (*FILE_DATASETS, "synthetic[:preset|key=value,...]")
+DATASET_CHOICES = (*DATASETS, "synthetic[:preset|key=value,...]")
+"""What ``prepare`` accepts, as the command line lists it."""
 
 
 def cache_dir() -> Path:
@@ -42,8 +42,8 @@ def folder_name(dataset: str) -> str:
 
 def check_dataset(dataset: str) -> None:
     """Refuse a name that is neither a known dataset nor a synthetic spec."""
-    if not dataset.startswith("synthetic") and dataset not in FILE_DATASETS:
-        raise DataError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    if not dataset.startswith("synthetic") and dataset not in DATASETS:
+        raise DataError(f"unknown dataset {dataset!r}; known: {', '.join(DATASET_CHOICES)}")
 
 
 def default_protocol(dataset: str, heldout_users: int | None = None) -> ProtocolConfig:
@@ -53,7 +53,7 @@ def default_protocol(dataset: str, heldout_users: int | None = None) -> Protocol
         if dataset.startswith("synthetic"):
             heldout_users = synthetic.heldout_users_for(synthetic.parse_spec(dataset))
         else:
-            heldout_users = DEFAULT_HELDOUT[dataset]
+            heldout_users = DATASETS[dataset].heldout
     return ProtocolConfig(heldout_users=heldout_users)  # checked when made: a ConfigError names the value
 
 

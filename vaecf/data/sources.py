@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from vaecf.data.download import checksum_mismatches, fetch
-from vaecf.data.registry import ARCHIVES, DATASETS, NETFLIX_HELP, SCALES, Archive, Scale
+from vaecf.data.registry import DATASETS, NETFLIX_HELP, Archive, Dataset, Scale
 from vaecf.errors import DataError
 
 _BLOCK = 16 << 20  # bytes per parse: big enough to amortise pandas' per-call cost, small to rescan
@@ -36,9 +36,8 @@ _Columns = tuple[np.ndarray, np.ndarray, np.ndarray]
 _I32 = np.iinfo(np.int32)
 
 
-NO_CHECKSUM = {"extracted": "no published checksum for an extracted file",
-               "netflix": "no published checksum for the Netflix Prize data"}
-"""What ``source_verified`` says of sources that nothing published can verify."""
+EXTRACTED = "no published checksum for an extracted file"
+"""What ``Loaded.verified`` says of an extracted ratings file (``Dataset.unverifiable`` of a dataset)."""
 
 
 class Loaded(NamedTuple):
@@ -60,26 +59,26 @@ def load_ratings(name: str, source: Path | None, cache_dir: Path,
     checked against the published checksum unless ``verify`` is False. Netflix needs
     ``source`` (see NETFLIX_HELP).
     """
-    if name == "netflix":
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    dataset = DATASETS[name]
+    archive = dataset.archive
+    if archive is None:  # Netflix: only the user's own copy
         if source is None:
             raise DataError(NETFLIX_HELP)
         files = _netflix_files(Path(source))
-        return Loaded(_read_netflix_files(files, str(source)), files, NO_CHECKSUM["netflix"])
-    if name not in ARCHIVES:
-        raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    archive = ARCHIVES[name]
+        return Loaded(_read_netflix_files(files, str(source)), files, dataset.unverifiable or False)
     if source is None:
         path = fetch(archive.url, Path(cache_dir) / f"{name}.zip", md5=archive.md5,
                      sha256=archive.sha256, progress=progress)
     else:
         path = _ml_source_file(name, archive, Path(source))
-    read = _READERS[name]
     if not (path.suffix == ".zip" or zipfile.is_zipfile(path)):
-        return Loaded(_read_file(path, read), [path], NO_CHECKSUM["extracted"])
+        return Loaded(read_file(name, path), [path], EXTRACTED)
     if source is not None and verify:
         _check_archive(name, archive, path)
     # fetch() has checked a download already.
-    return Loaded(_read_archive(path, archive.member, read), [path], source is None or verify)
+    return Loaded(_read_archive(path, archive.member, _reader(dataset)), [path], source is None or verify)
 
 
 def _check_archive(name: str, archive: Archive, path: Path) -> None:
@@ -93,26 +92,19 @@ def _check_archive(name: str, archive: Archive, path: Path) -> None:
                         "have it fetched), or pass --no-verify to use it as it is")
 
 
-def read_ml20m_csv(path: Path) -> pd.DataFrame:
-    """MovieLens 20M ``ratings.csv``: header ``userId,movieId,rating,timestamp``, half-star ratings."""
-    return _read_file(path, _READERS["ml-20m"])
+def read_file(name: str, path: Path) -> pd.DataFrame:
+    """The ratings in one extracted file (or, for Netflix, folder) of dataset ``name``, checked line by line.
 
-
-def read_ml1m_dat(path: Path) -> pd.DataFrame:
-    """MovieLens 1M ``ratings.dat``: ``user::item::rating::timestamp`` lines."""
-    return _read_file(path, _READERS["ml-1m"])
-
-
-def read_ml100k_data(path: Path) -> pd.DataFrame:
-    """MovieLens 100K ``u.data``: tab-separated ``user item rating timestamp``, no header."""
-    return _read_file(path, _READERS["ml-100k"])
-
-
-def read_netflix(path: Path) -> pd.DataFrame:
-    """Netflix Prize ratings from ``training_set/`` (mv_*.txt), a folder of Kaggle's
-    combined_data_*.txt, or one such file: ``MovieID:`` header lines, each followed by that
-    movie's ``CustomerID,Rating,Date`` lines. Users are customers, items are movies."""
-    return _read_netflix_files(_netflix_files(Path(path)), str(path))
+    MovieLens 20M ``ratings.csv`` (header ``userId,movieId,rating,timestamp``, half-star ratings),
+    1M ``ratings.dat`` (``user::item::rating::timestamp``), 100K ``u.data`` (tab-separated, no
+    header); Netflix Prize ``training_set/`` (mv_*.txt), a folder of Kaggle's combined_data_*.txt,
+    or one such file: ``MovieID:`` header lines, each followed by that movie's
+    ``CustomerID,Rating,Date`` lines (users are customers, items are movies).
+    """
+    dataset = DATASETS[name]
+    if dataset.sep is None:
+        return _read_netflix_files(_netflix_files(Path(path)), str(path))
+    return _read_file(path, _reader(dataset))
 
 
 # --- Line layouts: what a good line looks like, and what is wrong with a bad one -------------
@@ -161,7 +153,7 @@ def _delimited(sep: str, fields: Sequence[_Field], scale: Scale) -> _Layout:
 
 
 _NETFLIX_ROW = _delimited(",", (("customer id", _INT, _ID), _RATING,
-                                ("date", r"\d{4}-\d{2}-\d{2}", "a YYYY-MM-DD date")), SCALES["netflix"])
+                                ("date", r"\d{4}-\d{2}-\d{2}", "a YYYY-MM-DD date")), DATASETS["netflix"].scale)
 
 
 def _netflix_problem(line: str) -> str:
@@ -291,11 +283,10 @@ def _read_ml(stream: IO[bytes], label: str, *, sep: str, scale: Scale, header: s
     return _frame(parts, label)
 
 
-_READERS: dict[str, Callable[[IO[bytes], str], pd.DataFrame]] = {
-    "ml-20m": partial(_read_ml, sep=",", scale=SCALES["ml-20m"], header="userId,movieId,rating,timestamp"),
-    "ml-1m": partial(_read_ml, sep="::", scale=SCALES["ml-1m"]),
-    "ml-100k": partial(_read_ml, sep="\t", scale=SCALES["ml-100k"]),
-}
+def _reader(dataset: Dataset) -> Callable[[IO[bytes], str], pd.DataFrame]:
+    """The parser of a MovieLens ratings file: its separator, header and scale from the registry."""
+    assert dataset.sep is not None, dataset.name  # Netflix has its own reader
+    return partial(_read_ml, sep=dataset.sep, scale=dataset.scale, header=dataset.header)
 
 
 def _parse_netflix_block(block: bytearray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -321,7 +312,7 @@ def _parse_netflix_block(block: bytearray) -> tuple[np.ndarray, np.ndarray, np.n
             or not np.isfinite(rating[~is_header]).all()):
         raise _BlockError("a line is neither 'MovieID:' nor 'CustomerID,Rating,Date'")
     ids = frame["id"].to_numpy()
-    _check_values((ids,), rating[~is_header], SCALES["netflix"])
+    _check_values((ids,), rating[~is_header], DATASETS["netflix"].scale)
     return ids, rating, is_header
 
 

@@ -39,7 +39,7 @@ import scipy.sparse as sp
 from scipy.optimize import brentq
 from scipy.special import ndtr, ndtri
 
-from vaecf.data.registry import DEFAULT_HELDOUT
+from vaecf.data.registry import ML20M, NETFLIX
 from vaecf.data.split import Split
 from vaecf.errors import DataError
 from vaecf.metrics import evaluate
@@ -63,9 +63,9 @@ class SyntheticConfig:
 
     users: int = 12_000
     """Number of users (ids 0..users-1)."""
-    items: int = 20_108
+    items: int = ML20M.items
     """Size of the catalogue (ids 0..items-1); rare items may never be drawn."""
-    mean_items: float = 73.1
+    mean_items: float = ML20M.mean_items
     """Mean positives per user."""
     count_sigma: float = 1.0
     """Log-scale sd of the lognormal number of positives per user (its skew)."""
@@ -93,22 +93,22 @@ class SyntheticConfig:
                             f"and items//2={self.items // 2} (users get {MIN_ITEMS}..items//2 positives)")
 
 
-PRESETS: dict[str, SyntheticConfig] = {
+SYNTHETIC_PRESETS: dict[str, SyntheticConfig] = {
     "small": SyntheticConfig(),
-    "ml-20m": SyntheticConfig(users=136_677),
-    "netflix": SyntheticConfig(users=463_435, items=17_769, mean_items=122.7),
+    "ml-20m": SyntheticConfig(users=ML20M.users),
+    "netflix": SyntheticConfig(users=NETFLIX.users, items=NETFLIX.items, mean_items=NETFLIX.mean_items),
     "tiny": SyntheticConfig(users=600, items=300, mean_items=20.0),
 }
 """ML-20M and Netflix shapes as the paper preprocesses them; ``small`` is ML-20M with 12k users."""
 
-_PRESET_HELDOUT = {"ml-20m": DEFAULT_HELDOUT["ml-20m"], "netflix": DEFAULT_HELDOUT["netflix"], "small": 1_000}
+_PRESET_HELDOUT = {"ml-20m": ML20M.heldout, "netflix": NETFLIX.heldout, "small": 1_000}
 
 
 def heldout_users_for(cfg: SyntheticConfig) -> int:
     """The protocol's N, keyed on the user count: 10,000 / 40,000 / 1,000 for the ML-20M, Netflix
     and small numbers of users (the paper's N, and 1,000 + 1,000 of small's 12,000), else 10%."""
     for name, n in _PRESET_HELDOUT.items():
-        if cfg.users == PRESETS[name].users:
+        if cfg.users == SYNTHETIC_PRESETS[name].users:
             return n
     return max(1, cfg.users // 10)
 
@@ -124,12 +124,12 @@ def parse_spec(spec: str) -> SyntheticConfig:
     head, _, rest = spec.partition(":")
     body = rest if head.strip() == "synthetic" else spec
     tokens = [t.strip() for t in body.split(",") if t.strip()]
-    base = PRESETS["small"]
+    base = SYNTHETIC_PRESETS["small"]
     if tokens and "=" not in tokens[0]:
         name = tokens.pop(0)
-        if name not in PRESETS:
-            raise DataError(f"unknown synthetic preset {name!r} in {spec!r}; known: {', '.join(PRESETS)}")
-        base = PRESETS[name]
+        if name not in SYNTHETIC_PRESETS:
+            raise DataError(f"unknown synthetic preset {name!r} in {spec!r}; known: {', '.join(SYNTHETIC_PRESETS)}")
+        base = SYNTHETIC_PRESETS[name]
     known = {f.name for f in dataclasses.fields(SyntheticConfig)}
     overrides: dict[str, int | float] = {}
     for token in tokens:

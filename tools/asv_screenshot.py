@@ -1,6 +1,6 @@
 """Pictures of asv's published graphs for docs/asv.md (issue #11): users/s and NDCG@100 over commits.
 
-    python benchmarks/asv_screenshot.py [--html .asv/html] [--out docs/img] [--chromium PATH]
+    python tools/asv_screenshot.py [--html .asv/html] [--out docs/img] [--chromium PATH]
 
 1. Copies the site ``asv publish`` wrote (``.asv/html``) to a temporary folder, its page pointed
    at local copies of the libraries it loads from CDNs (jQuery, flot, Bootstrap, ...): the copies
@@ -171,7 +171,7 @@ def stage_site(html: Path, libs: Path, dest: Path) -> Path:
     unknown = sorted(set(LOADED_FROM_WEB.findall(page)) - set(CDN_FILES))
     if unknown:
         raise ScreenshotError(f"{html / 'index.html'} loads {unknown[0]}, which has no local copy here "
-                              "(another asv version?): add it to CDN_FILES in benchmarks/asv_screenshot.py")
+                              "(another asv version?): add it to CDN_FILES in tools/asv_screenshot.py")
     for url, (package, file) in CDN_FILES.items():
         page = page.replace(f'"{url}"', f'"{VENDOR}/{package}/{file}"')
     # The hashes pin the CDNs' builds; the npm copies are the same releases, not always the same bytes.

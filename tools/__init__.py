@@ -1,0 +1,1 @@
+"""Repository tooling that is neither the library nor a benchmark (e.g. the asv screenshots)."""
