@@ -71,7 +71,7 @@ def test_float16_fused_gradient_does_not_overflow_where_the_unfused_path_does_no
     items, scale = 4_000, 2.0 ** 15
     h = tf.constant(rng.normal(size=(4, 5)), tf.float16)
     w = tf.constant(rng.normal(scale=0.01, size=(5, items)), tf.float16)
-    b = tf.constant(rng.normal(scale=0.01, size=items), tf.float16)
+    b = tf.constant(rng.normal(scale=0.01, size=items), tf.float32)  # the bias stays float32 (kernels.logits)
     x = np.zeros((4, items), np.float32)
     x[0, :3_000] = 1.0
     x[1, [5, 9]] = 1.0
@@ -79,7 +79,7 @@ def test_float16_fused_gradient_does_not_overflow_where_the_unfused_path_does_no
     with tf.GradientTape(persistent=True) as tape:
         tape.watch([h, w, b])
         fused = tf.reduce_mean(output_nll(h, w, b, to_sparse_tensor(sp.csr_matrix(x)))) * scale
-        logits = tf.cast(tf.nn.bias_add(tf.matmul(h, w), b), tf.float32)
+        logits = tf.nn.bias_add(tf.cast(tf.matmul(h, w), tf.float32), b)
         unfused = tf.reduce_mean(multinomial_nll(logits, tf.constant(x))) * scale
     for got, want in zip(tape.gradient(fused, [h, w, b]), tape.gradient(unfused, [h, w, b])):
         want32 = want.numpy().astype(np.float32)
