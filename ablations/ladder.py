@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from vaecf.config import WARMUP_STEPS, TrainConfig, replace_checked
+from vaecf.data.prepare import default_protocol, folder_name, prepare
 from vaecf.data.registry import ML20M
+from vaecf.data.split import Split
 from vaecf.errors import VaecfError
 
 if sys.version_info >= (3, 11):
@@ -251,3 +253,11 @@ def fit_to(step: Step, hardware: Hardware, cpu: dict[str, Any] | None = None, fl
             notes.append("Horovod not installed: tf.distribute instead")
         train = train.with_overrides(engine="horovod" if hardware.horovod else "tf-distribute")
     return dataclasses.replace(step, train=train, notes=tuple(notes), skip=skip)
+
+
+def prepare_quality(budget: Budget, source: Path | None, data_cache: Path) -> tuple[Split, Path]:
+    """The budget's quality data, prepared (or found prepared) under ``data_cache``: what ``resolve`` caps
+    batches by, for the runner and ``vaecf doctor`` alike."""
+    data_dir = data_cache / folder_name(budget.quality_dataset)
+    return prepare(budget.quality_dataset, data_dir, source=source,
+                   protocol=default_protocol(budget.quality_dataset)), data_dir

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ablations.ladder import BUDGETS
-from ablations.report import NOISE_SIGMAS, to_markdown
+from ablations.quality import NOISE_SIGMAS
 
 CHARTS = (("ladder", "Speed-up per step, and the quality each reached after the same time T"),
           ("quality_vs_time", "Validation NDCG@100 against training time, per step"),
@@ -34,8 +34,9 @@ dl { display: grid; grid-template-columns: max-content auto; gap: 2px 1em; } dt 
 """
 
 
-def render(run_dir: Path, derived: dict[str, Any]) -> str:
-    """The page's HTML for the run in ``run_dir`` (its charts already drawn), from ``report.derive``."""
+def render(run_dir: Path, derived: dict[str, Any], table: str) -> str:
+    """The page's HTML for the run in ``run_dir`` (its charts already drawn), from ``report.derive`` and its
+    Markdown table (``report.to_markdown``)."""
     run = derived["run"]
     title = f"Ladder '{derived['ladder']}' ({run['budget']['name']} budget) on {run_dir.parent.name}"
     head = '<meta charset="utf-8"><link rel="icon" href="data:,">'  # no favicon request either
@@ -47,7 +48,7 @@ def render(run_dir: Path, derived: dict[str, Any]) -> str:
         data = base64.b64encode(png.read_bytes()).decode("ascii")
         parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{_e(caption)}">'
                      f"<figcaption>{_e(caption)} ({name}.png)</figcaption></figure>")
-    parts += ["<h2>Table</h2>", markdown_table(to_markdown(derived)), "<h2>Verdicts</h2>", _verdicts(derived),
+    parts += ["<h2>Table</h2>", markdown_table(table), "<h2>Verdicts</h2>", _verdicts(derived),
               "<h2>Substitutions and skipped steps</h2>", _substitutions(derived), "<h2>Machine</h2>",
               _machine(run_dir.parent.name, run), "<h2>How to reproduce</h2>", _reproduce(run_dir, run),
               "</body></html>\n"]

@@ -180,9 +180,10 @@ def write_report(run_dir: Path, page: Path | None = None) -> dict[str, Any]:
 
     derived = derive(load_run(run_dir))
     atomic_write(run_dir / "table.csv", lambda tmp: tmp.write_text(to_csv(derived)))
-    atomic_write(run_dir / "table.md", lambda tmp: tmp.write_text(to_markdown(derived)))
+    table = to_markdown(derived)
+    atomic_write(run_dir / "table.md", lambda tmp: tmp.write_text(table))
     draw(run_dir, derived)
     write_events_of(run_dir, derived)
-    text = html_page.render(run_dir, derived)
+    text = html_page.render(run_dir, derived, table)
     atomic_write(page or run_dir / "report.html", lambda tmp: tmp.write_text(text))
     return derived

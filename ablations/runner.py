@@ -37,9 +37,9 @@ from tqdm import tqdm
 
 from ablations import quality, rates, speed
 from ablations.jobs import REDO
-from ablations.ladder import BUDGETS, PAPER_CODE_PATH, Budget, Hardware, Ladder, Step, resolve
+from ablations.ladder import BUDGETS, PAPER_CODE_PATH, Budget, Hardware, Ladder, Step, prepare_quality, resolve
 from vaecf import doctor
-from vaecf.data.prepare import default_protocol, folder_name, prepare
+from vaecf.data.prepare import folder_name
 from vaecf.data.split import Split
 from vaecf.errors import VaecfError
 from vaecf.integrity import read_record, write_record
@@ -230,10 +230,3 @@ def _budget(budget_name: str, dataset: str | None) -> Budget:
     """The budget, with its quality data replaced by ``dataset`` when given."""
     budget = BUDGETS[budget_name]
     return dataclasses.replace(budget, quality_dataset=dataset) if dataset else budget
-
-
-def prepare_quality(budget: Budget, source: Path | None, data_cache: Path) -> tuple[Split, Path]:
-    """The budget's quality data, prepared (or found prepared) under ``data_cache``."""
-    data_dir = data_cache / folder_name(budget.quality_dataset)
-    return prepare(budget.quality_dataset, data_dir, source=source,
-                   protocol=default_protocol(budget.quality_dataset)), data_dir

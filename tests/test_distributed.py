@@ -287,8 +287,8 @@ def test_one_process_mirrored_world_sees_only_its_gpus(fake_gpus: Callable[[int]
 def test_tf_distribute_collectives_use_nccl_on_gpus_and_time_out() -> None:
     import tensorflow as tf
 
+    from vaecf.children import COLLECTIVE_TIMEOUT_S
     from vaecf.distributed import communication_options
-    from vaecf.launch import COLLECTIVE_TIMEOUT_S
 
     impl = tf.distribute.experimental.CommunicationImplementation
     for on_gpu, want in ((True, impl.NCCL), (False, impl.RING)):

@@ -55,10 +55,15 @@ def run(command: Sequence[str], log: Path | None = None, **kwargs: Any) -> int:
             stdout.close()
 
 
+COLLECTIVE_TIMEOUT_S = 1800
+"""A collective (all-reduce, all-gather) that takes longer than this is a hang: tf.distribute raises
+(``DeadlineExceeded``) and Horovod shuts the stalled job down, so the worker exits with one error
+rather than waiting forever. Long enough for rank 0's validation, which the others wait out in
+their next all-reduce."""
 WORLD_TIMEOUT_ENV = "VAECF_WORLD_TIMEOUT_S"
 WORLD_TIMEOUT_S = 12 * 3600.0
 """A data-parallel world still running after this long is stopped (exit 124): the last guard against a
-hang that no collective's own timeout caught (``vaecf.launch.COLLECTIVE_TIMEOUT_S``)."""
+hang that no collective's own timeout caught (``COLLECTIVE_TIMEOUT_S``)."""
 
 
 def world_timeout() -> float:

@@ -48,9 +48,9 @@ from typing import Any, Protocol
 import numpy as np
 import tensorflow as tf
 
+from vaecf.children import COLLECTIVE_TIMEOUT_S
 from vaecf.errors import TrainingError
 from vaecf.gpus import assigned_one
-from vaecf.launch import COLLECTIVE_TIMEOUT_S
 from vaecf.model import Batch, Loss
 
 

@@ -136,8 +136,7 @@ def ladder_report(ladder: Any, budget: Any, machine: dict[str, Any], say: Say,
 
     Raises with the reason when the ladder needs a GPU and TensorFlow sees none.
     """
-    from ablations.ladder import Hardware, resolve
-    from ablations.runner import prepare_quality
+    from ablations.ladder import Hardware, prepare_quality, resolve
 
     hardware = Hardware(gpus=machine["gpu_count"], cores=os.cpu_count() or 1,
                         horovod=machine["versions"]["horovod"] is not None)

@@ -51,7 +51,7 @@ from contextlib import ExitStack, suppress
 from typing import TYPE_CHECKING
 
 from vaecf import gpus
-from vaecf.children import TIMED_OUT, die_with_parent
+from vaecf.children import COLLECTIVE_TIMEOUT_S, TIMED_OUT, die_with_parent
 from vaecf.errors import TrainingError
 
 if TYPE_CHECKING:
@@ -63,11 +63,6 @@ LOCAL_RANK_ENV = "VAECF_LOCAL_RANK"
 """The worker's index on its host (tf-distribute), for GPU pinning."""
 MIRRORED_ENV = "VAECF_MIRRORED_DEVICES"
 """Set in a single tf-distribute worker that mirrors over these local devices ("/gpu:0,/gpu:1")."""
-COLLECTIVE_TIMEOUT_S = 1800
-"""A collective (all-reduce, all-gather) that takes longer than this is a hang: tf.distribute raises
-(``DeadlineExceeded``) and Horovod shuts the stalled job down, so the worker exits with one error
-rather than waiting forever. Long enough for rank 0's validation, which the others wait out in
-their next all-reduce."""
 LOOPBACK = "127.0.0.1"
 """The address single-host workers name in TF_CONFIG (not "localhost", which may resolve to ::1 first)."""
 
@@ -227,11 +222,12 @@ def _local_gpus() -> int:
 
 
 def _launcher_main(argv: list[str]) -> int:
-    """``python -m vaecf.launch WORKERS ENGINE COMMAND...``: one world, as a child of ``children.run_workers``."""
+    """``python -m vaecf.launch WORKERS ENGINE TIMEOUT_S COMMAND...``: one world, as a child of
+    ``children.run_workers``, stopped after ``TIMEOUT_S`` seconds."""
     # SIGTERM (our parent died, or was stopped) must unwind through launch's clean-up of the workers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    workers, engine, *command = argv
-    return launch(command, int(workers), engine)
+    workers, engine, timeout, *command = argv
+    return launch(command, int(workers), engine, timeout=float(timeout))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ablations import browser, page
-from ablations.report import derive, load_run
+from ablations.report import derive, load_run, to_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = ROOT / "results" / "cpu2-epyc-avx2" / "attribution-quick"
@@ -21,7 +21,7 @@ NO_CHROMIUM = "Chromium not installed (apt-get install chromium; nox -s tests in
 def report_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
     derived = derive(load_run(RUN))
     out = tmp_path_factory.mktemp("page") / "report.html"
-    out.write_text(page.render(RUN, derived))
+    out.write_text(page.render(RUN, derived, to_markdown(derived)))
     return out
 
 
