@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,14 +107,23 @@ def serve(page: Path, check: Check) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with loopback(Handler) as port:
+        yield f"127.0.0.1:{port}"
+
+
+@contextmanager
+def loopback(handler: Callable[..., http.server.BaseHTTPRequestHandler]) -> Iterator[int]:
+    """An HTTP server on 127.0.0.1 at a free port (the OS picks it), in a daemon thread for the block;
+    yields the port. The one server behind this module's check and tools/asv_screenshot.py."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"127.0.0.1:{server.server_address[1]}"
+        yield int(server.server_address[1])
     finally:
         server.shutdown()
         server.server_close()
+        thread.join()
 
 
 def chromium_command(chromium: str, server: str, profile: Path, action: list[str], url: str) -> list[str]:

@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,10 +38,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run as a script: ablations from this checkout
+from ablations.browser import CHROMIUM_NAMES, loopback  # noqa: E402
+
 HTML = REPO / ".asv" / "html"
 OUT = REPO / "docs" / "img"
 LIBS = REPO / ".cache" / "asv-www"
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 WINDOW = (1280, 820)
 """Wide enough for asv's parameter sidebar beside a readable graph."""
 BUDGET_MS = 20_000
@@ -187,16 +188,8 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 @contextmanager
 def serve(folder: Path) -> Iterator[str]:
     """``folder`` over HTTP on 127.0.0.1 at a free port, in a daemon thread; yields the base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # port 0: the OS picks a free one
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with loopback(functools.partial(_QuietHandler, directory=str(folder))) as port:
+        yield f"http://127.0.0.1:{port}/"
 
 
 def chromium_command(chromium: str, url: str, png: Path, profile: Path,
