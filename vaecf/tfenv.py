@@ -10,7 +10,10 @@ users x items tensors (330 MB at batch 4,096 and 20,108 items) are then page-fau
 on every step. TensorFlow's own best-fit pool (BFC) keeps the pages once touched. Side by side
 on the 2-core EPYC (``python -m benchmarks.allocator``, record
 results/cpu2-epyc-avx2/bench-allocator.json) the output layer's time outside its GEMMs fell
-from 873 to 324 ms at batch 4,096 (float32) and steps got 1.26-1.50x faster.
+from 873 to 324 ms at batch 4,096 (float32) and steps got 1.26-1.50x faster. Where oneDNN's ops
+are on (TensorFlow's default on CPUs with AVX512_BF16 or AMX, such as the AMX Xeon) they bring a
+pooling allocator of their own, and the CPU memory is pooled whatever ``TF_CPU_ALLOCATOR_USE_BFC``
+says (``tests/test_tfenv.py``).
 """
 
 from __future__ import annotations
