@@ -50,8 +50,8 @@ def _subtitle(derived: dict[str, Any]) -> str:
     data = run["data"]
     shape = " (ML-20M's catalogue)" if derived["speed_items"] == ML20M_ITEMS else ""
     return (f"speed at {derived['speed_items']:,} items{shape}\nquality on {run['budget']['quality_dataset']} "
-            f"({data['train_users']:,} training users x {data['items']:,} items)\n{device} [{flags}], "
-            f"commit {str(m['git_sha'])[:12]}")
+            f"({data['train_users']:,} training users x {data['items']:,} items)\n{device} [{flags}]\n"
+            f"commit {str(m['git_sha'])[:12]}")  # a line of its own: an AMX CPU's flags fill one
 
 
 def _label(row: dict[str, Any], width: int = 16) -> str:
