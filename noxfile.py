@@ -169,10 +169,7 @@ def serving_agreement(session: nox.Session) -> None:
     """The serving copy (vaecf recommend) against TensorFlow's scores of a trained Mult-VAE: test metrics and
     top-k agreement on ML-100K and the quick ladder's synthetic data (results/quality/serving-*.json)."""
     session.install("-e", ".")
-    source = Path(os.environ.get("VAECF_DATA_DIR", "../shared/data")) / "ml-100k" / "u.data"
-    ml100k, synthetic = ".cache/data/ml-100k-h100", ".cache/data/synthetic_small_items-2000_mean_items-40"
-    session.run("python", "-m", "vaecf", "data", "prepare", "ml-100k", "--heldout-users", "100", "--out", ml100k,
-                *(["--source", str(source)] if source.is_file() else []))
+    ml100k, synthetic = _prepare_ml100k(session), ".cache/data/synthetic_small_items-2000_mean_items-40"
     session.run("python", "-m", "vaecf", "data", "prepare", "synthetic:small,items=2000,mean_items=40",
                 "--out", synthetic)
     session.run("python", "benchmarks/serving_agreement.py", "--data", ml100k, "--epochs", "20", "--batch-size",
