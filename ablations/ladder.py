@@ -15,13 +15,14 @@ import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vaecf.config import WARMUP_STEPS, TrainConfig, replace_checked
-from vaecf.data.prepare import default_protocol, folder_name, prepare
 from vaecf.data.registry import ML20M
-from vaecf.data.split import Split
 from vaecf.errors import VaecfError
+
+if TYPE_CHECKING:
+    from vaecf.data.split import Split
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -257,7 +258,11 @@ def fit_to(step: Step, hardware: Hardware, cpu: dict[str, Any] | None = None, fl
 
 def prepare_quality(budget: Budget, source: Path | None, data_cache: Path) -> tuple[Split, Path]:
     """The budget's quality data, prepared (or found prepared) under ``data_cache``: what ``resolve`` caps
-    batches by, for the runner and ``vaecf doctor`` alike."""
+    batches by, for the runner and ``vaecf doctor`` alike. Imported here, not at the top: preparation
+    brings pandas and the synthetic generator (0.8 s), which ``python -m ablations --help`` and
+    ``list`` do not need."""
+    from vaecf.data.prepare import default_protocol, folder_name, prepare
+
     data_dir = data_cache / folder_name(budget.quality_dataset)
     return prepare(budget.quality_dataset, data_dir, source=source,
                    protocol=default_protocol(budget.quality_dataset)), data_dir
