@@ -99,3 +99,28 @@ def test_a_terminal_gets_a_tqdm_bar() -> None:
     assert "\r" in text and "|" in text and "speed:" in text
     assert "4 of 4 windows (100%), elapsed" in text and "ETA 0:00" in text and "done in 0:00" in text
     assert "\nspeed: 1 of 4 windows" not in text  # no plain lines
+
+
+def test_a_phase_that_advances_often_writes_spaced_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bytes read advance a phase hundreds of times: off a terminal a line every ``every_s``, and the last."""
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    out = io.StringIO()
+    with Phase(100, "reading", "MB", stream=out, interval=3600, every_s=5.0) as phase:
+        for _ in range(100):
+            now[0] += 0.5
+            phase.advance(1)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("reading: 0 of 100 MB (0%)")
+    assert [line.split(" (")[0] for line in lines[1:-1]] == [f"reading: {n} of 100 MB" for n in range(10, 101, 10)]
+    assert lines[-1] == "reading: done in 0:50"
+
+
+def test_counted_advances_by_the_bytes_read() -> None:
+    out = io.StringIO()
+    with Phase(3, "reading", "MB", stream=out, interval=3600) as phase:
+        stream = progress.Counted(io.BytesIO(b"x" * 3_000_000), phase)
+        assert len(stream.read(2_000_000)) == 2_000_000
+        assert phase.done == pytest.approx(2.0)
+        assert len(stream.read()) == 1_000_000 and stream.read() == b""
+        assert phase.done == pytest.approx(3.0)

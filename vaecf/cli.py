@@ -144,6 +144,7 @@ def _add_data(sub: Any) -> None:
     p.add_argument("--no-verify", dest="verify", action="store_false",
                    help="accept a --source archive whose checksum differs from the published one "
                         "(recorded in stats.json as source_verified: false; default: refuse it)")
+    _add_quiet(p)
 
 
 def _add_train(sub: Any) -> None:

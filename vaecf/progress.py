@@ -9,8 +9,9 @@ parts are minutes apart still shows time passing. Until the first part finishes,
 Progress goes to stderr, so that what a command prints on stdout (a JSON summary, a table) stays
 its answer. On a terminal (stderr is a TTY) each phase is a tqdm bar; elsewhere (CI logs, nohup,
 pipes) it is a plain line at each update and every ``interval`` seconds between them, which a
-log keeps readable. ``quiet`` turns both off. A daemon thread refreshes the bar or writes the
-periodic lines; it ends with the phase.
+log keeps readable (``every_s`` spaces the lines of a phase that advances often, such as bytes
+read). ``quiet`` turns both off. A daemon thread refreshes the bar or writes the periodic lines;
+it ends with the phase. ``Counted`` advances a phase by the bytes a stream hands out.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 import threading
 import time
 from types import TracebackType
-from typing import IO
+from typing import IO, BinaryIO
 
 from tqdm import tqdm
 
@@ -46,8 +47,10 @@ class Phase:
 
     def __init__(self, total: float, name: str, unit: str = "", quiet: bool | None = None, done: float = 0.0,
                  expected_s: float | None = None, stream: IO[str] | None = None, interval: float = INTERVAL_S,
-                 tty: bool | None = None) -> None:
+                 tty: bool | None = None, every_s: float = 0.0) -> None:
         self.total, self.name, self.unit = float(total), name, unit
+        self.every_s = every_s
+        self._shown = -float("inf")
         self.stream = stream or sys.stderr
         self.start = self._last = time.monotonic()
         self.initial = self.done = float(done)  # work done before this process (a resumed run) has no rate
@@ -90,7 +93,7 @@ class Phase:
                 self._last = now
         if self.bar is not None:
             self.bar.update(self.done - self.bar.n)
-        self._show(force=True)
+        self._show(force=now - self._shown >= self.every_s or (amount > 0 and self.done >= self.total))
 
     def line(self) -> str:
         """``speed: 2 of 6 windows (33%), elapsed 1:10, ETA 2:21 - note``."""
@@ -108,6 +111,7 @@ class Phase:
         if self.bar is not None:
             self.bar.set_postfix_str(self.line(), refresh=True)
         elif force:
+            self._shown = time.monotonic()
             self.stream.write(f"{self.name}: {self.line()}\n")
             self.stream.flush()
 
@@ -133,3 +137,19 @@ class Phase:
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+MB = 1e6
+"""The unit of phases that count bytes (``Counted``)."""
+
+
+class Counted:
+    """A binary stream that advances ``phase`` by each read's size in MB (reading a large file)."""
+
+    def __init__(self, stream: BinaryIO | IO[bytes], phase: Phase) -> None:
+        self.stream, self.phase = stream, phase
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.phase.advance(len(data) / MB)
+        return data

@@ -256,3 +256,24 @@ def test_leftovers_older_than_an_hour_go_whoever_made_them(folder: Path, monkeyp
     monkeypatch.setattr(split_module, "LEFTOVER_AGE_S", -1)
     assert sorted(split_module.remove_leftovers(folder)) == sorted(paths)
     assert sorted(p.name for p in folder.parent.iterdir()) == ["tiny"]
+
+
+def test_prepare_shows_reading_and_protocol_progress(tmp_path: Path) -> None:
+    """Off a terminal: lines with the amount read and the protocol's stages; ``--quiet``: nothing."""
+    extracted, _ = ml100k_files(tmp_path)
+    command = [sys.executable, "-m", "vaecf", "data", "prepare", "ml-100k", "--source", str(extracted),
+               "--heldout-users", "30"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    shown = subprocess.run([*command, "--out", str(tmp_path / "a")], capture_output=True, text=True, env=env,
+                           check=True)
+    lines = shown.stderr.splitlines()
+    size = extracted.stat().st_size / 1e6
+    assert lines[0] == f"reading {extracted}: 0 of {size:.0f} MB (0%), elapsed 0:00, ETA after the first part"
+    assert any(line.startswith(f"reading {extracted}: {size:.0f} of {size:.0f} MB (100%)") for line in lines)
+    assert [line.split(" - ")[-1] for line in lines if line.startswith("protocol: ") and " - " in line] == [
+        "positives kept", "users split", "items numbered", "training matrix", "validation targets drawn",
+        "test targets drawn", f"saved to {tmp_path / 'a'}"]
+    assert json.loads(shown.stdout)["users"] > 0  # stdout stays the answer
+    quiet = subprocess.run([*command, "--out", str(tmp_path / "b"), "--quiet"], capture_output=True, text=True,
+                           env=env, check=True)
+    assert quiet.stderr == "" and json.loads(quiet.stdout) == json.loads(shown.stdout)

@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
+from vaecf import progress as progress_module
 from vaecf.errors import DownloadError
 
 CHUNK = 1 << 20  # 1 MiB: large enough for throughput, small enough for a lively progress bar
@@ -27,7 +28,7 @@ def fetch(url: str, dest: Path, *, md5: str | None = None, sha256: str | None = 
     The transfer goes to ``dest`` + ``.part``, which a later call resumes with an HTTP ``Range``
     request after a network error. The file is renamed into place only once the given
     checksum(s) match; on a mismatch the partial file is deleted and DownloadError raised.
-    ``progress=None`` shows a bar only when stderr is a terminal.
+    ``progress=None`` shows a bar only when stderr is a terminal and the command is not ``--quiet``.
     """
     dest = Path(dest)
     expected = {algo: value.lower() for algo, value in (("md5", md5), ("sha256", sha256)) if value}
@@ -35,7 +36,7 @@ def fetch(url: str, dest: Path, *, md5: str | None = None, sha256: str | None = 
         return dest
     part = dest.with_suffix(dest.suffix + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    show = sys.stderr.isatty() if progress is None else progress
+    show = sys.stderr.isatty() and not progress_module.QUIET if progress is None else progress
     _transfer(url, part, dest.name, show, timeout)
     wrong = checksum_mismatches(part, expected)
     if wrong:

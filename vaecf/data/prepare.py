@@ -17,11 +17,12 @@ from pathlib import Path
 from vaecf.config import ProtocolConfig
 from vaecf.data import synthetic
 from vaecf.data.download import fingerprint
-from vaecf.data.protocol import apply_protocol
+from vaecf.data.protocol import STAGES, apply_protocol
 from vaecf.data.registry import DATASETS
 from vaecf.data.sources import load_ratings
 from vaecf.data.split import Split
 from vaecf.errors import DataError
+from vaecf.progress import Phase
 
 PROTOCOL_VERSION = 1
 """Bump when a change to the protocol code changes its output, so caches are rebuilt."""
@@ -62,7 +63,8 @@ def prepare(dataset: str, out: Path, source: Path | None = None,
     """Prepare ``dataset`` into ``out`` (or load it from there when the cache key matches).
 
     ``verify=False`` uses a given MovieLens zip that does not match its published checksum;
-    stats.json's ``source_verified`` then says false.
+    stats.json's ``source_verified`` then says false. ``progress``: the reading and the protocol
+    show progress (None: on the command's setting; True or False to force it).
     """
     out = Path(out)
     check_dataset(dataset)
@@ -73,20 +75,23 @@ def prepare(dataset: str, out: Path, source: Path | None = None,
         if (cached := _cached(out, key)) is not None:
             return cached
         ratings, truth = synthetic.generate(cfg)
-        split = apply_protocol(ratings, protocol)
-        split.stats["synthetic"] = dataclasses.asdict(cfg)
-        split.stats["oracle_validation"] = synthetic.oracle_metrics(truth, split, "validation")
-        split.stats["oracle_test"] = synthetic.oracle_metrics(truth, split, "test")
+        source_stats: dict[str, object] = {}
     else:
         ratings, files, verified = load_ratings(dataset, source, cache_dir(), progress=progress, verify=verify)
         key = _key(dataset, fingerprint(files), protocol)
         if (cached := _cached(out, key)) is not None:
             return cached
-        split = apply_protocol(ratings, protocol)
-        split.stats = {"source_verified": verified, **split.stats}
-    split.stats = {"dataset": dataset, "cache_key": key, "protocol": dataclasses.asdict(protocol),
-                   **split.stats}
-    split.save(out)
+        source_stats = {"source_verified": verified}
+    with Phase(STAGES + 1, "protocol", unit="stages", quiet=None if progress is None else not progress) as phase:
+        split = apply_protocol(ratings, protocol, lambda stage: phase.advance(1, stage))
+        if dataset.startswith("synthetic"):
+            split.stats["synthetic"] = dataclasses.asdict(cfg)
+            split.stats["oracle_validation"] = synthetic.oracle_metrics(truth, split, "validation")
+            split.stats["oracle_test"] = synthetic.oracle_metrics(truth, split, "test")
+        split.stats = {"dataset": dataset, "cache_key": key, "protocol": dataclasses.asdict(protocol),
+                       **source_stats, **split.stats}
+        split.save(out)
+        phase.advance(1, f"saved to {out}")
     return split
 
 

@@ -21,6 +21,8 @@ Where we had to choose (the authors' code leaves it implicit):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -30,10 +32,17 @@ from vaecf.data.split import Split
 from vaecf.errors import DataError
 
 RATINGS_COLUMNS = ("user", "item", "rating")
+STAGES = 6
+"""How many times ``apply_protocol`` reports a stage done (its progress)."""
 
 
-def apply_protocol(ratings: pd.DataFrame, cfg: ProtocolConfig | None = None) -> Split:
-    """Turn a ratings table (columns user, item, rating; file order) into the paper's split."""
+def apply_protocol(ratings: pd.DataFrame, cfg: ProtocolConfig | None = None,
+                   stage: Callable[[str], None] | None = None) -> Split:
+    """Turn a ratings table (columns user, item, rating; file order) into the paper's split.
+
+    ``stage`` is told each of the ``STAGES`` stages as it ends (a command's progress).
+    """
+    done = stage or (lambda _: None)
     cfg = cfg or ProtocolConfig()  # checked when made: heldout_users >= 1 (a negative N would invent users)
     missing = set(RATINGS_COLUMNS) - set(ratings.columns)
     if missing:
@@ -45,6 +54,7 @@ def apply_protocol(ratings: pd.DataFrame, cfg: ProtocolConfig | None = None) -> 
     duplicated = repeated_pairs(user, item)
     user, item = user[~duplicated], item[~duplicated]
     n_positives = len(user)
+    done("positives kept")
 
     user_ids, user_code = _dense_codes(user)  # ascending ids, as a groupby would list them
     kept = np.flatnonzero(np.bincount(user_code, minlength=len(user_ids)) >= cfg.min_user_positives)
@@ -64,6 +74,7 @@ def apply_protocol(ratings: pd.DataFrame, cfg: ProtocolConfig | None = None) -> 
         row_of[codes] = np.arange(len(codes))
     row_part = part_of[user_code]
     rows = row_of[user_code]
+    done("users split")
 
     in_train = row_part == 0
     item_ids = pd.unique(item[in_train])  # numbered in order of first appearance
@@ -72,8 +83,10 @@ def apply_protocol(ratings: pd.DataFrame, cfg: ProtocolConfig | None = None) -> 
     col_of[np.searchsorted(item_values, item_ids)] = np.arange(len(item_ids))
     cols = col_of[item_code]
     shape = (n_train, len(item_ids))
+    done("items numbered")
 
     train = _csr(rows[in_train], cols[in_train], shape)
+    done("training matrix")
     parts = {}
     dropped = 0
     for part, name in ((1, "validation"), (2, "test")):
@@ -86,6 +99,7 @@ def apply_protocol(ratings: pd.DataFrame, cfg: ProtocolConfig | None = None) -> 
         foldin, target = plays[~is_target], plays[is_target]
         parts[name] = (_csr(rows[foldin], cols[foldin], (n_rows, len(item_ids))),
                        _csr(rows[target], cols[target], (n_rows, len(item_ids))))
+        done(f"{name} targets drawn")
     train_users, val_users, test_users = (user_ids[codes] for codes in part_codes)
 
     split = Split(train, *parts["validation"], *parts["test"], item_ids=np.asarray(item_ids),

@@ -29,11 +29,13 @@ import pandas as pd
 from vaecf.data.download import checksum_mismatches, fetch
 from vaecf.data.registry import DATASETS, NETFLIX_HELP, Archive, Dataset, Scale
 from vaecf.errors import DataError
+from vaecf.progress import MB, Counted, Phase
 
 _BLOCK = 16 << 20  # bytes per parse: big enough to amortise pandas' per-call cost, small to rescan
 _COLUMNS = (("user", np.int64), ("item", np.int64), ("rating", np.float32))
 _Columns = tuple[np.ndarray, np.ndarray, np.ndarray]
 _I32 = np.iinfo(np.int32)
+_LINES_EVERY_S = 5.0  # a plain progress line at most this often while reading (a log, not a terminal)
 
 
 EXTRACTED = "no published checksum for an extracted file"
@@ -57,7 +59,8 @@ def load_ratings(name: str, source: Path | None, cache_dir: Path,
     For MovieLens, ``source`` may be the zip, the extracted ratings file or the extracted
     folder; without it the zip is downloaded into ``cache_dir`` and verified. A given zip is
     checked against the published checksum unless ``verify`` is False. Netflix needs
-    ``source`` (see NETFLIX_HELP).
+    ``source`` (see NETFLIX_HELP). ``progress``: reading (and downloading) shows progress: None on
+    the command's setting (a bar on a terminal, lines elsewhere), True or False to force it.
     """
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
@@ -67,18 +70,18 @@ def load_ratings(name: str, source: Path | None, cache_dir: Path,
         if source is None:
             raise DataError(NETFLIX_HELP)
         files = _netflix_files(Path(source))
-        return Loaded(_read_netflix_files(files, str(source)), files, dataset.unverifiable or False)
+        return Loaded(_read_netflix_files(files, str(source), progress), files, dataset.unverifiable or False)
     if source is None:
         path = fetch(archive.url, Path(cache_dir) / f"{name}.zip", md5=archive.md5,
                      sha256=archive.sha256, progress=progress)
     else:
         path = _ml_source_file(name, archive, Path(source))
     if not (path.suffix == ".zip" or zipfile.is_zipfile(path)):
-        return Loaded(read_file(name, path), [path], EXTRACTED)
+        return Loaded(read_file(name, path, progress), [path], EXTRACTED)
     if source is not None and verify:
         _check_archive(name, archive, path)
     # fetch() has checked a download already.
-    return Loaded(_read_archive(path, archive.member, _reader(dataset)), [path], source is None or verify)
+    return Loaded(_read_archive(path, archive.member, _reader(dataset), progress), [path], source is None or verify)
 
 
 def _check_archive(name: str, archive: Archive, path: Path) -> None:
@@ -92,7 +95,7 @@ def _check_archive(name: str, archive: Archive, path: Path) -> None:
                         "have it fetched), or pass --no-verify to use it as it is")
 
 
-def read_file(name: str, path: Path) -> pd.DataFrame:
+def read_file(name: str, path: Path, progress: bool | None = False) -> pd.DataFrame:
     """The ratings in one extracted file (or, for Netflix, folder) of dataset ``name``, checked line by line.
 
     MovieLens 20M ``ratings.csv`` (header ``userId,movieId,rating,timestamp``, half-star ratings),
@@ -103,8 +106,8 @@ def read_file(name: str, path: Path) -> pd.DataFrame:
     """
     dataset = DATASETS[name]
     if dataset.sep is None:
-        return _read_netflix_files(_netflix_files(Path(path)), str(path))
-    return _read_file(path, _reader(dataset))
+        return _read_netflix_files(_netflix_files(Path(path)), str(path), progress)
+    return _read_file(path, _reader(dataset), progress)
 
 
 # --- Line layouts: what a good line looks like, and what is wrong with a bad one -------------
@@ -205,7 +208,7 @@ def _count(block: bytes | bytearray, char: str) -> int:
     return int(np.count_nonzero(np.frombuffer(block, np.uint8) == ord(char)))
 
 
-def _blocks(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+def _blocks(stream: Counted) -> Iterator[tuple[int, bytes]]:
     """(number of lines before it, block) for consecutive blocks of whole lines."""
     lines_before, rest = 0, b""
     while chunk := stream.read(_BLOCK):
@@ -265,7 +268,7 @@ def _parse_ml_block(block: bytes, sep: str, scale: Scale) -> _Columns:
     return _narrow(user), _narrow(item), rating
 
 
-def _read_ml(stream: IO[bytes], label: str, *, sep: str, scale: Scale, header: str | None = None) -> pd.DataFrame:
+def _read_ml(stream: Counted, label: str, *, sep: str, scale: Scale, header: str | None = None) -> pd.DataFrame:
     """Read MovieLens ``user sep item sep rating sep timestamp`` lines, after ``header`` if given."""
     layout = _delimited(sep, _ML_FIELDS, scale)
     parts: list[_Columns] = []
@@ -283,7 +286,7 @@ def _read_ml(stream: IO[bytes], label: str, *, sep: str, scale: Scale, header: s
     return _frame(parts, label)
 
 
-def _reader(dataset: Dataset) -> Callable[[IO[bytes], str], pd.DataFrame]:
+def _reader(dataset: Dataset) -> Callable[[Counted, str], pd.DataFrame]:
     """The parser of a MovieLens ratings file: its separator, header and scale from the registry."""
     assert dataset.sep is not None, dataset.name  # Netflix has its own reader
     return partial(_read_ml, sep=dataset.sep, scale=dataset.scale, header=dataset.header)
@@ -316,12 +319,12 @@ def _parse_netflix_block(block: bytearray) -> tuple[np.ndarray, np.ndarray, np.n
     return ids, rating, is_header
 
 
-def _netflix_segments(files: Sequence[Path]) -> Iterator[_Segment]:
+def _netflix_segments(files: Sequence[Path], phase: Phase) -> Iterator[_Segment]:
     """The non-blank blocks of the files, after checking that each file opens with a header."""
     for path in files:
         label, started = str(path), False
         with _open(path) as stream:
-            for first_line, block in _blocks(stream):
+            for first_line, block in _blocks(Counted(stream, phase)):
                 if not started:
                     start = len(block) - len(block.lstrip())
                     if start == len(block):
@@ -351,10 +354,15 @@ def _batches(segments: Iterator[_Segment]) -> Iterator[list[_Segment]]:
         yield batch
 
 
-def _read_netflix_files(files: Sequence[Path], label: str) -> pd.DataFrame:
+def _read_netflix_files(files: Sequence[Path], label: str, progress: bool | None) -> pd.DataFrame:
+    with _reading(label, sum(path.stat().st_size for path in files), progress) as phase:
+        return _parse_netflix_files(files, label, phase)
+
+
+def _parse_netflix_files(files: Sequence[Path], label: str, phase: Phase) -> pd.DataFrame:
     parts: list[_Columns] = []
     movie = -1  # the header in force, carried across batches; every file opens with one
-    for batch in _batches(_netflix_segments(files)):
+    for batch in _batches(_netflix_segments(files, phase)):
         try:
             ids, rating, is_header = _parse_netflix_block(bytearray().join(block for _, _, block in batch))
         except _BlockError as exc:
@@ -388,12 +396,19 @@ def _open(path: Path) -> IO[bytes]:
         raise DataError(f"{path}: cannot open ({exc.strerror})") from exc
 
 
-def _read_file(path: Path, read: Callable[[IO[bytes], str], pd.DataFrame]) -> pd.DataFrame:
-    with _open(Path(path)) as stream:
-        return read(stream, str(path))
+def _reading(label: str, size: int, progress: bool | None) -> Phase:
+    """The phase of reading ``size`` bytes of ratings (``progress`` as in ``load_ratings``)."""
+    return Phase(size / MB, f"reading {label}", unit="MB", quiet=None if progress is None else not progress,
+                 every_s=_LINES_EVERY_S)
 
 
-def _read_archive(path: Path, member: str, read: Callable[[IO[bytes], str], pd.DataFrame]) -> pd.DataFrame:
+def _read_file(path: Path, read: Callable[[Counted, str], pd.DataFrame], progress: bool | None) -> pd.DataFrame:
+    with _open(Path(path)) as stream, _reading(str(path), Path(path).stat().st_size, progress) as phase:
+        return read(Counted(stream, phase), str(path))
+
+
+def _read_archive(path: Path, member: str, read: Callable[[Counted, str], pd.DataFrame],
+                  progress: bool | None) -> pd.DataFrame:
     """Read ``member`` straight from the zip, turning archive damage into a DataError."""
     try:
         with zipfile.ZipFile(path) as archive:
@@ -401,9 +416,9 @@ def _read_archive(path: Path, member: str, read: Callable[[IO[bytes], str], pd.D
                 info = archive.getinfo(member)
             except KeyError:
                 raise DataError(f"{path}: the archive has no member {member}") from None
-            with archive.open(info) as stream:
+            with archive.open(info) as stream, _reading(f"{path}/{member}", info.file_size, progress) as phase:
                 try:
-                    return read(stream, f"{path}/{member}")
+                    return read(Counted(stream, phase), f"{path}/{member}")
                 except DataError:
                     # A bad line can be a symptom of a damaged archive; reading on to the end of
                     # the member runs the CRC check, which then reports the damage instead.
