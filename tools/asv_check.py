@@ -17,6 +17,7 @@ whether asv flagged it. It passes (exit 0) when ``planted`` has every float32 ro
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -113,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = git("rev-parse", "HEAD")
     head = scratch_commit(args.mode, base)
     command = ["asv", "continuous", "--show-stderr", "--factor", str(FACTOR), "-b", args.bench, base, head]
+    load_before = os.getloadavg()
     start = time.perf_counter()
     try:
         subprocess.run(command, cwd=REPO)  # its output as it runs; a flagged row makes it exit 1, which we judge
@@ -124,8 +126,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = parse_compare(compare.stdout)
     ok, why = verdict(args.mode, rows)
     out = args.out or REPO / "results" / machine_name() / f"asv-check-{args.mode}.json"
+    # On 2 cores one other busy process doubles a step (TensorFlow's two threads wait for the slower):
+    # the record says how loaded the machine was and at what priority asv ran (``nice -n -20`` as root
+    # leaves other work a fraction of a percent of a shared core).
     write_json(out, {"machine": header(), "mode": args.mode, "base": base, "head": head, "factor": FACTOR,
-                     "asv_command": command, "asv_seconds": seconds, "passed": ok, "verdict": why, "rows": rows})
+                     "asv_command": command, "asv_seconds": seconds, "niceness": os.nice(0),
+                     "load_average_before": load_before, "load_average_after": os.getloadavg(),
+                     "passed": ok, "verdict": why, "rows": rows})
     print(f"asv_check {args.mode}: {'passed' if ok else 'FAILED'}: {why} ({seconds / 60:.1f} min); wrote {out}")
     return 0 if ok else 1
 
