@@ -384,6 +384,13 @@ def _cmd_prepare(args: argparse.Namespace, argv: list[str]) -> int:
 
 def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
     config = run_config(args)
+    if args.hosts:  # checked before the run folder is made
+        from vaecf.launch import horovod_hosts, is_worker
+
+        if config.train.workers == 1:
+            raise VaecfError(f"--hosts {args.hosts} needs --workers N (the slots of all hosts together)")
+        if not is_worker():
+            horovod_hosts(args.hosts, config.train.workers)
     out = _out_folder(args.out)
     check_apart(out, f"--out {args.out}", args.data, f"--data {args.data}")
     if config.train.workers > 1:

@@ -88,6 +88,8 @@ def launch(command: Sequence[str], workers: int, engine: str, hosts: str | None 
     """
     if workers < 1:
         raise TrainingError(f"workers must be >= 1, not {workers}")
+    if hosts:
+        hosts = horovod_hosts(hosts, workers)
     if engine == "auto":
         engine = resolve_engine(engine)
         why = "Horovod is installed" if engine == "horovod" else "Horovod is not installed"
@@ -111,6 +113,37 @@ def launch(command: Sequence[str], workers: int, engine: str, hosts: str | None 
                               env={**env, LOCAL_RANK_ENV: str(i), "TF_CONFIG": tf_config})
              for i, tf_config in enumerate(tf_configs(_free_ports(workers)))]
     return _wait(procs, timeout)
+
+
+def horovod_hosts(hosts: str, workers: int) -> str:
+    """``--hosts`` checked before anything starts, as ``-H`` wants it: ``host1:4,host2:4``.
+
+    ``HOST:SLOTS`` items, or bare ``HOST`` items that share the workers equally; every host must
+    resolve here (horovodrun reaches it by that name over ssh) and the slots must be the workers.
+    """
+    items = [item.partition(":") for item in hosts.split(",")]
+    if any(not name or (sep and not (slots.isdigit() and int(slots) > 0)) for name, sep, slots in items):
+        raise TrainingError(f"--hosts {hosts}: each item is HOST or HOST:SLOTS with SLOTS >= 1, "
+                            "e.g. host1:4,host2:4")
+    names = [name for name, _, _ in items]
+    if len(set(names)) < len(names):
+        raise TrainingError(f"--hosts {hosts}: a host named twice; give each host once with its slots")
+    if not any(sep for _, sep, _ in items):
+        if workers % len(names):
+            raise TrainingError(f"--hosts {hosts}: {workers} workers do not divide among {len(names)} hosts; "
+                                f"give a multiple of {len(names)} workers or HOST:SLOTS items")
+        items = [(name, ":", str(workers // len(names))) for name in names]
+    slots = sum(int(s or 1) for _, _, s in items)
+    if slots != workers:
+        raise TrainingError(f"--hosts {hosts} has {slots} slots for {workers} workers: the slots must add up "
+                            "to --workers")
+    for name in names:
+        try:
+            socket.getaddrinfo(name, None)
+        except (socket.gaierror, UnicodeError):
+            raise TrainingError(f"--hosts {hosts}: unknown host {name!r} (its name does not resolve here; "
+                                "horovodrun reaches every host by ssh to that name)") from None
+    return ",".join(f"{name}:{s or 1}" for name, _, s in items)
 
 
 def world_from_env(engine: str) -> World:
@@ -152,7 +185,7 @@ def _horovodrun(command: list[str], workers: int, hosts: str | None, timeout: fl
            os.environ.get("HOROVOD_STALL_SHUTDOWN_TIME_SECONDS", str(COLLECTIVE_TIMEOUT_S))}
     if not hosts:  # with -H the workers per host are the user's layout: leave threads to TF
         env.setdefault("TF_NUM_INTRAOP_THREADS", str(_cpu_threads(workers)))
-    run = [sys.executable, "-m", "horovod.runner.launch", "-np", str(workers), "--gloo"]
+    run = [sys.executable, "-m", "vaecf.hvdrun", "-np", str(workers), "--gloo"]
     run += ["-H", hosts] if hosts else []
     return _wait([subprocess.Popen([*run, *command], env=env, start_new_session=True,
                                    preexec_fn=die_with_parent)], timeout)
