@@ -356,7 +356,7 @@ def tf_configs(spec: Spec, per_host: int) -> list[list[str]]:
              for k in range(per_host)] for h in range(spec.hosts)]
 
 
-def run_each(cluster: Cluster, command: Sequence[str], per_host: int) -> int:
+def run_each(cluster: Cluster, command: Sequence[str], per_host: int, env: Mapping[str, str] | None = None) -> int:
     """``command`` as ``per_host`` tf.distribute workers in every host; the first failure's code, else 0.
 
     When one fails the others are killed: a worker whose peer is gone would wait in its collective.
@@ -364,8 +364,8 @@ def run_each(cluster: Cluster, command: Sequence[str], per_host: int) -> int:
     procs = []
     for host, configs in enumerate(tf_configs(cluster.spec, per_host)):
         for local, config in enumerate(configs):
-            env = {**os.environ, "VAECF_WORKER": "1", "VAECF_LOCAL_RANK": str(local), "TF_CONFIG": config}
-            procs.append(cluster.popen(host, command, env=env))
+            mine = {**(env or os.environ), "VAECF_WORKER": "1", "VAECF_LOCAL_RANK": str(local), "TF_CONFIG": config}
+            procs.append(cluster.popen(host, command, env=mine))
     try:
         while True:
             codes = [p.poll() for p in procs]

@@ -398,7 +398,7 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
 
         if not is_worker():
             return launch_workers(argv, config.train.workers, config.train.engine, args.hosts)
-        world = world_from_env(config.train.engine)
+        world = world_from_env(config.train.engine, config.train.compression)
     else:
         world = None
     from vaecf.data.split import Split

@@ -146,19 +146,22 @@ def horovod_hosts(hosts: str, workers: int) -> str:
     return ",".join(f"{name}:{s or 1}" for name, _, s in items)
 
 
-def world_from_env(engine: str) -> World:
-    """The ``World`` of a launched worker; call it before any other TensorFlow op of the process."""
+def world_from_env(engine: str, compression: str = "none") -> World:
+    """The ``World`` of a launched worker; call it before any other TensorFlow op of the process.
+
+    ``compression`` (``TrainConfig.compression``) applies where gradients cross between processes.
+    """
     from vaecf import distributed
 
     engine = resolve_engine(engine)  # as the launcher resolved it: the same packages on every worker
     if engine == "horovod":
         if not horovod_installed():
             raise TrainingError(_NO_HOROVOD)
-        return distributed.HorovodWorld()
+        return distributed.HorovodWorld(compression)
     if MIRRORED_ENV in os.environ:
         return distributed.MirroredWorld(os.environ[MIRRORED_ENV].split(","))
     local = os.environ.get(LOCAL_RANK_ENV)
-    return distributed.TFDistributeWorld(local_rank=None if local is None else int(local))
+    return distributed.TFDistributeWorld(local_rank=None if local is None else int(local), compression=compression)
 
 
 def horovod_installed() -> bool:
