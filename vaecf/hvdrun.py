@@ -9,6 +9,7 @@ in order) and its exit code, exit status 1.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -44,7 +45,14 @@ def describe(error: str, hosts: str | None) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
+    from vaecf.tfenv import LOG_LEVEL, load_tensorflow
+
+    before = os.environ.get(LOG_LEVEL)
+    load_tensorflow()  # horovodrun's imports load TensorFlow: quietly, as vaecf's own commands do
     from horovod.runner.launch import run_commandline
+
+    if before is None:  # the workers inherit this environment: their own --verbose decides for them
+        os.environ.pop(LOG_LEVEL, None)
 
     args = list(argv)
     hosts = args[args.index("-H") + 1] if "-H" in args[:-1] else None

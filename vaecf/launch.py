@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING
 from vaecf import gpus
 from vaecf.children import COLLECTIVE_TIMEOUT_S, TIMED_OUT, die_with_parent
 from vaecf.errors import TrainingError
+from vaecf.provenance import HOSTS_ENV  # $VAECF_HOSTS: the hosts of the worlds `python -m vaecf.launch` starts
 
 if TYPE_CHECKING:
     from vaecf.distributed import World
@@ -259,11 +260,11 @@ def _local_gpus() -> int:
 
 def _launcher_main(argv: list[str]) -> int:
     """``python -m vaecf.launch WORKERS ENGINE TIMEOUT_S COMMAND...``: one world, as a child of
-    ``children.run_workers``, stopped after ``TIMEOUT_S`` seconds."""
+    ``children.run_workers``, stopped after ``TIMEOUT_S`` seconds, on the hosts of ``$VAECF_HOSTS``."""
     # SIGTERM (our parent died, or was stopped) must unwind through launch's clean-up of the workers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workers, engine, timeout, *command = argv
-    return launch(command, int(workers), engine, timeout=float(timeout))
+    return launch(command, int(workers), engine, os.environ.get(HOSTS_ENV) or None, timeout=float(timeout))
 
 
 if __name__ == "__main__":
