@@ -40,13 +40,17 @@ def tests(session: nox.Session) -> None:
 def install_chromium(session: nox.Session) -> None:
     """The report test opens a run's page in headless Chromium: installed where this session may (root and
     apt-get, as on CI); elsewhere that test is skipped and says why."""
-    if any(shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")):
-        return
+    if not any(shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")):
+        apt_install(session, "chromium", "the report's browser test will be skipped")
+
+
+def apt_install(session: nox.Session, package: str, otherwise: str) -> None:
+    """Install a Debian package where this session may (root and apt-get, as on CI); else log ``otherwise``."""
     if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
         session.run("apt-get", "update", "-qq", external=True)
-        session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", external=True)
+        session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", package, external=True)
     else:
-        session.log("Chromium not installed and no root apt-get here: the report's browser test will be skipped")
+        session.log(f"{package} not installed and no root apt-get here: {otherwise}")
 
 
 def horovod_build_env() -> dict[str, str]:
@@ -99,13 +103,8 @@ def multihost(session: nox.Session) -> None:
 def install_sshd(session: nox.Session) -> None:
     """Horovod reaches the namespaces' hosts by ssh: Debian's openssh-server, installed where this session may
     (root and apt-get, as on CI); tools/hosts.py runs one sshd per namespace on its own configuration."""
-    if Path("/usr/sbin/sshd").exists():
-        return
-    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        session.run("apt-get", "update", "-qq", external=True)
-        session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "openssh-server", external=True)
-    else:
-        session.log("sshd not installed and no root apt-get here: the tests that need ssh will be skipped")
+    if not Path("/usr/sbin/sshd").exists():
+        apt_install(session, "openssh-server", "the tests that need ssh will be skipped")
 
 
 @nox.session(python=PYTHON)

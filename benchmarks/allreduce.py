@@ -81,7 +81,7 @@ def run_case(engine: str, workers: int, rate: str | None, delay: str | None, com
             proc = cluster.popen(0, run, env={**env, "VAECF_WORKER": "1"}, cwd=REPO, stdout=subprocess.DEVNULL)
             code = proc.wait(timeout)
         else:
-            code = run_each(cluster, command, per_host=1, env=env)
+            code = run_each(cluster, command, per_host=1, env=env, timeout=timeout)
         if code:
             raise RuntimeError(f"{engine} x {workers} at {rate or 'unlimited'}: the workers failed (exit {code})")
         ranks = [json.loads((Path(tmp) / f"rank{r}-steps.json").read_text()) for r in range(workers)]

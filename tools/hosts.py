@@ -44,6 +44,7 @@ from pathlib import Path
 from types import TracebackType
 
 from vaecf.children import die_with_parent
+from vaecf.launch import wait_world
 
 SUBNET = "10.77.0"
 """The namespaces' /24: private, and routed nowhere but the bridge between them."""
@@ -356,30 +357,18 @@ def tf_configs(spec: Spec, per_host: int) -> list[list[str]]:
              for k in range(per_host)] for h in range(spec.hosts)]
 
 
-def run_each(cluster: Cluster, command: Sequence[str], per_host: int, env: Mapping[str, str] | None = None) -> int:
+def run_each(cluster: Cluster, command: Sequence[str], per_host: int, env: Mapping[str, str] | None = None,
+             timeout: float | None = None) -> int:
     """``command`` as ``per_host`` tf.distribute workers in every host; the first failure's code, else 0.
 
-    When one fails the others are killed: a worker whose peer is gone would wait in its collective.
+    When one fails (or at ``timeout``: 124) the others are stopped, as ``vaecf.launch`` stops a world.
     """
     procs = []
     for host, configs in enumerate(tf_configs(cluster.spec, per_host)):
         for local, config in enumerate(configs):
             mine = {**(env or os.environ), "VAECF_WORKER": "1", "VAECF_LOCAL_RANK": str(local), "TF_CONFIG": config}
-            procs.append(cluster.popen(host, command, env=mine))
-    try:
-        while True:
-            codes = [p.poll() for p in procs]
-            failed = [c for c in codes if c not in (None, 0)]
-            if failed:
-                return failed[0]
-            if all(c == 0 for c in codes):
-                return 0
-            time.sleep(0.1)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
+            procs.append(cluster.popen(host, command, env=mine, start_new_session=True))
+    return wait_world(procs, timeout)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -107,13 +107,13 @@ def launch(command: Sequence[str], workers: int, engine: str, hosts: str | None 
         one_process = 1 < workers <= _local_gpus()
     if one_process:
         devices = ",".join(f"/gpu:{i}" for i in range(workers))
-        return _wait([subprocess.Popen(command, env={**gpus.first(env, workers), MIRRORED_ENV: devices},
+        return wait_world([subprocess.Popen(command, env={**gpus.first(env, workers), MIRRORED_ENV: devices},
                                        start_new_session=True, preexec_fn=die_with_parent)], timeout)
     env.setdefault("TF_NUM_INTRAOP_THREADS", str(_cpu_threads(workers)))
     procs = [subprocess.Popen(command, start_new_session=True, preexec_fn=die_with_parent,
                               env={**env, LOCAL_RANK_ENV: str(i), "TF_CONFIG": tf_config})
              for i, tf_config in enumerate(tf_configs(_free_ports(workers)))]
-    return _wait(procs, timeout)
+    return wait_world(procs, timeout)
 
 
 def horovod_hosts(hosts: str, workers: int) -> str:
@@ -191,12 +191,15 @@ def _horovodrun(command: list[str], workers: int, hosts: str | None, timeout: fl
         env.setdefault("TF_NUM_INTRAOP_THREADS", str(_cpu_threads(workers)))
     run = [sys.executable, "-m", "vaecf.hvdrun", "-np", str(workers), "--gloo"]
     run += ["-H", hosts] if hosts else []
-    return _wait([subprocess.Popen([*run, *command], env=env, start_new_session=True,
+    return wait_world([subprocess.Popen([*run, *command], env=env, start_new_session=True,
                                    preexec_fn=die_with_parent)], timeout)
 
 
-def _wait(procs: list[subprocess.Popen[bytes]], timeout: float | None) -> int:
-    """Wait for all; on the first failure, a timeout or Ctrl-C, stop the rest (whole process groups)."""
+def wait_world(procs: list[subprocess.Popen[bytes]], timeout: float | None) -> int:
+    """Wait for all; on the first failure, a timeout or Ctrl-C, stop the rest (whole process groups).
+
+    Each process must lead its own session (``start_new_session``), as the workers started here do.
+    """
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while True:
