@@ -20,7 +20,7 @@ def test_ranks_fill_hosts_in_order(rank: int, hosts: str | None, host: str) -> N
 def test_the_first_failed_worker_is_named_with_its_host_and_why() -> None:
     line = describe(HOROVODRUN_ERROR, "h1:2,h2:2")
     assert "\n" not in line
-    assert line.startswith("data-parallel worker 3 on h2 stopped first, exit code 255 (its ssh session ended")
+    assert line.startswith("data-parallel worker 3 on h2 stopped first, exit code 255 (its ssh session ended without")
     assert "the same command resumes" in line
 
 

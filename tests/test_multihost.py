@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.test_hosts import NO_NAMESPACES, NO_SSHD, leftovers, prefix
-from tools.hosts import Cluster, Spec, run_each
+from tools.hosts import Cluster, Spec, namespace_pids, run_each
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,7 +60,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def horovod_train(cluster: Cluster, data: Path, out: Path, **popen: object) -> subprocess.Popen[bytes]:
+def horovod_train(cluster: Cluster, data: Path, out: Path, **popen: Any) -> subprocess.Popen[bytes]:
     """``vaecf train --hosts h1:1,h2:1`` started on h1, as a user would on a cluster's first host."""
     return cluster.popen(0, vaecf("train", "--data", str(data), "--out", str(out), *TRAIN, "--engine", "horovod",
                                   "--hosts", "h1:1,h2:1"), cwd=REPO, **popen)
@@ -137,3 +139,34 @@ def test_a_host_cut_off_stops_the_world_in_one_line_and_the_rerun_resumes(data: 
     resumed, uninterrupted = final(out), final(horovod_run)
     assert resumed["best_epoch"] == uninterrupted["best_epoch"]
     assert resumed == pytest.approx(uninterrupted, abs=METRICS_ATOL)
+
+
+def test_a_remote_worker_killed_stops_the_world_in_one_line(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    p = prefix("s")
+    spec = Spec(hosts=2, prefix=p)
+    with Cluster(spec) as cluster:
+        proc = horovod_train(cluster, data, out, stderr=subprocess.PIPE)
+        history = out / "history.json"
+        deadline = time.monotonic() + 300
+        while not (history.exists() and json.loads(history.read_text() or "[]")):
+            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before its worker was killed"
+            time.sleep(0.05)
+        [worker] = [pid for pid in namespace_pids([spec.namespaces[1]]) if _is_vaecf_train(pid)]
+        os.kill(worker, signal.SIGKILL)
+        killed_at = time.monotonic()
+        _, err = proc.communicate(timeout=LOST_WITHIN_S + 60)
+        stopped_after = time.monotonic() - killed_at
+    assert leftovers(p) == []
+    stderr = err.decode()
+    assert proc.returncode != 0 and stopped_after < LOST_WITHIN_S, (stopped_after, stderr[-3000:])
+    lines = [line for line in stderr.splitlines() if line.startswith("vaecf: error:")]
+    assert len(lines) == 1 and "worker 1 on h2" in lines[0], stderr[-3000:]
+
+
+def _is_vaecf_train(pid: int) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"vaecf" in argv and b"train" in argv

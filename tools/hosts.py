@@ -42,6 +42,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from vaecf.children import die_with_parent
 from vaecf.launch import wait_world
@@ -192,17 +193,17 @@ class Cluster:
 
     # -- running things in a host ---------------------------------------------------------------------
     def popen(self, host: int, command: Sequence[str], env: Mapping[str, str] | None = None,
-              **kwargs: object) -> subprocess.Popen[bytes]:
+              **kwargs: Any) -> subprocess.Popen[bytes]:
         """``command`` in host ``host`` (0-based), dying with this process (``PR_SET_PDEATHSIG``)."""
         ns = self.spec.namespaces[host]
         return subprocess.Popen(["ip", "netns", "exec", ns, *command], env=dict(env or os.environ),
-                                preexec_fn=die_with_parent, **kwargs)  # type: ignore[call-overload]  # noqa: PLW1509
+                                preexec_fn=die_with_parent, **kwargs)  # noqa: PLW1509
 
-    def run(self, host: int, command: Sequence[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    def run(self, host: int, command: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
         """``command`` in host ``host`` to the end, output captured as text."""
         ns = self.spec.namespaces[host]
         return subprocess.run(["ip", "netns", "exec", ns, *command], capture_output=True, text=True,
-                              **kwargs)  # type: ignore[call-overload]
+                              **kwargs)
 
     def set_link(self, host: int, link: Link) -> None:
         """Give host ``host``'s sending side this ``link`` (replacing the one it had)."""

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 LOST = re.compile(r"Process name: (\d+)\s+Exit code: (-?\d+)")
-EXIT_MEANINGS = {255: "its ssh session ended: the host was cut off or unreachable",
+EXIT_MEANINGS = {255: "its ssh session ended without an exit status: the worker was killed or its host cut off",
                  137: "killed (SIGKILL)", -9: "killed (SIGKILL)", 143: "terminated (SIGTERM)",
                  -15: "terminated (SIGTERM)"}
 
