@@ -121,6 +121,7 @@ def test_hosts_reach_each_other_by_name_over_ssh_and_nothing_else() -> None:
 @pytest.mark.skipif(NO_SSHD is not None, reason=NO_SSHD or "")
 def test_a_launcher_killed_with_sigkill_leaves_nothing_behind() -> None:
     p = prefix("k")
+    folders_before = [hosts.NETNS_ETC.exists(), hosts.PRIVSEP.exists()]
     launcher = subprocess.Popen([sys.executable, "-m", "tools.hosts", "--prefix", p, "--",
                                  "sh", "-c", "ssh h2 sleep 600 & sleep 600"],
                                 cwd=REPO, stderr=subprocess.PIPE, text=True)
@@ -139,6 +140,7 @@ def test_a_launcher_killed_with_sigkill_leaves_nothing_behind() -> None:
             time.sleep(0.2)
         assert leftovers(p) == []
         assert [pid for pid in pids if _alive(pid)] == []
+        assert [hosts.NETNS_ETC.exists(), hosts.PRIVSEP.exists()] == folders_before  # made for the run, removed
     finally:
         if launcher.poll() is None:
             launcher.kill()

@@ -242,6 +242,9 @@ class Cluster:
             _ip_run(["ip", "netns", "exec", ns, "sh", "-c", NO_IPV6])
         _ip_run(["ip", "-n", s.switch, "link", "add", "br0", "type", "bridge"])
         _ip_run(["ip", "-n", s.switch, "link", "set", "br0", "up"])
+        if not NETNS_ETC.exists():
+            NETNS_ETC.mkdir()
+            (self.state / "made-etc-netns").touch()
         hosts = "127.0.0.1 localhost\n" + "".join(f"{a} {h}\n" for a, h in zip(s.addresses, s.hostnames))
         for i, (ns, address) in enumerate(zip(s.namespaces, s.addresses), start=1):
             _ip_run(["ip", "-n", s.switch, "link", "add", f"v{i}", "type", "veth", "peer", "name", "eth0",
@@ -251,7 +254,7 @@ class Cluster:
             _ip_run(["ip", "-n", ns, "link", "set", "eth0", "up"])
             _ip_run(["ip", "-n", ns, "link", "set", "lo", "up"])
             etc = NETNS_ETC / ns
-            etc.mkdir(parents=True)
+            etc.mkdir()
             (etc / "hosts").write_text(hosts)
             if s.link.shaped:
                 self.set_link(i - 1, s.link)
@@ -332,11 +335,10 @@ def teardown(prefix: str, hosts: int, state: Path) -> None:
         if ns in existing:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         shutil.rmtree(NETNS_ETC / ns, ignore_errors=True)
-    with suppress(OSError):
-        NETNS_ETC.rmdir()  # only when empty: another tool's namespaces keep theirs
-    if (state / "made-run-sshd").exists():
-        with suppress(OSError):
-            PRIVSEP.rmdir()
+    for made, folder in (("made-etc-netns", NETNS_ETC), ("made-run-sshd", PRIVSEP)):
+        if (state / made).exists():  # made by this run, and empty unless another run uses it now
+            with suppress(OSError):
+                folder.rmdir()
     shutil.rmtree(state, ignore_errors=True)
 
 
@@ -418,6 +420,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HostsError as e:
         print(f"hosts: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("hosts: interrupted; everything made was torn down", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
