@@ -179,11 +179,17 @@ def main(argv: list[str] | None = None) -> int:
              for engine in args.engines.split(",") for n in args.workers.split(",")
              for rate in rates for delay in delays
              for compression in ("none", *(["fp16"] if rate in fp16 else []))]
+    from tools.hosts import HostsError
+
     rows = []
     for engine, n, rate, delay, compression in cases:
         print(f"allreduce: {engine} x {n} at {rate or 'unlimited'}, delay {delay or 'none'}, {compression}",
               file=sys.stderr, flush=True)
-        rows.append(run_case(engine, n, rate, delay, compression, args.steps, args.timeout))
+        try:
+            rows.append(run_case(engine, n, rate, delay, compression, args.steps, args.timeout))
+        except (HostsError, RuntimeError) as e:
+            print(f"allreduce: error: {e}", file=sys.stderr)
+            return 2
     record = {"machine": header(), "batch_size": BATCH, "warmup_steps": WARMUP,
               "cores": os.cpu_count(), "model": "Mult-VAE [20108-600-200-600-20108], ML-20M's shape",
               "notes": ["one worker per namespace; every worker shares this machine's cores (one intra-op thread "
