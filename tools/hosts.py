@@ -33,6 +33,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -246,6 +247,7 @@ class Cluster:
             NETNS_ETC.mkdir()
             (self.state / "made-etc-netns").touch()
         hosts = "127.0.0.1 localhost\n" + "".join(f"{a} {h}\n" for a, h in zip(s.addresses, s.hostnames))
+        machine = socket.gethostname()  # the namespaces share it: each resolves it to itself, as a host does
         for i, (ns, address) in enumerate(zip(s.namespaces, s.addresses), start=1):
             _ip_run(["ip", "-n", s.switch, "link", "add", f"v{i}", "type", "veth", "peer", "name", "eth0",
                      "netns", ns])
@@ -255,7 +257,7 @@ class Cluster:
             _ip_run(["ip", "-n", ns, "link", "set", "lo", "up"])
             etc = NETNS_ETC / ns
             etc.mkdir()
-            (etc / "hosts").write_text(hosts)
+            (etc / "hosts").write_text(f"{hosts}{address} {machine}\n")
             if s.link.shaped:
                 self.set_link(i - 1, s.link)
         if s.ssh:
