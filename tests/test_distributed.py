@@ -180,7 +180,7 @@ import tensorflow as tf
 from vaecf.launch import world_from_env
 world = world_from_env(sys.argv[1], sys.argv[2])
 x = tf.constant([1 + 2.0 ** -12, 3.0 + world.rank])  # 1 + 2**-12 has no float16: it rounds to 1
-mean = tf.function(lambda v: world.run(lambda g: world.allreduce([g])[0], v))(x)
+mean = tf.function(lambda v: world.run(lambda g: world.allreduce([tf.identity(g)])[0], v))(x)
 np.save(f"{sys.argv[3]}/rank{world.rank}.npy", np.asarray(mean))
 """
 
@@ -203,7 +203,7 @@ def test_fp16_compression_sends_gradients_as_float16(engine: str, compression: s
 @pytest.mark.multiprocess
 @pytest.mark.timeout(240)
 def test_timed_steps_record_compute_and_all_reduce_apart_on_every_worker(tmp_path: Path) -> None:
-    args = ["--users", "40", "--items", "30", "--nnz", "5", "--batch-size", "8", "--kind", "vae",
+    args = ["--users", "40", "--items", "30", "--nnz", "6", "--batch-size", "8", "--kind", "vae",
             "--timed-steps", "4"]
     assert launch(_probe(tmp_path, "tf-distribute", args), 2, "tf-distribute", timeout=180, one_process=False) == 0
     ranks = [json.loads((tmp_path / f"rank{r}-steps.json").read_text()) for r in (0, 1)]

@@ -104,7 +104,7 @@ def test_tf_distribute_trains_across_two_hosts_by_their_addresses(data: Path, ho
     # The same global batches, seeds and averaged gradients as Horovod's: the same model, up to rounding.
     ours, theirs = final(out), final(horovod_run)
     assert ours["best_epoch"] == theirs["best_epoch"]
-    assert ours == pytest.approx(theirs, abs=1e-4)
+    assert ours == pytest.approx(theirs, abs=METRICS_ATOL)
 
 
 def test_a_host_cut_off_stops_the_world_in_one_line_and_the_rerun_resumes(data: Path, horovod_run: Path,

@@ -148,8 +148,10 @@ def timed_steps(trainer: Trainer, world: World, train: sp.csr_matrix, steps: int
     specs = [tf.TensorSpec(v.shape, v.dtype) for v in trainer.variables]
     grads_of = tf.function(lambda x: world.run(lambda b: trainer.loss_and_grads(b)[1], x),
                            input_signature=[batch_spec(train.shape[1], t.input)])
-    barrier = tf.function(lambda: world.run(lambda z: world.allreduce([z])[0], tf.ones([1])))
-    reduce = tf.function(lambda g: world.run(world.allreduce, g), input_signature=[specs])  # type: ignore[arg-type]
+    # tf.identity: a collective's inputs must be made on the replica's device (vaecf.distributed).
+    barrier = tf.function(lambda: world.run(lambda z: world.allreduce([tf.identity(z)])[0], tf.ones([1])))
+    reduce = tf.function(lambda g: world.run(lambda gs: world.allreduce([tf.identity(x) for x in gs]), g),  # type: ignore[arg-type,return-value]
+                         input_signature=[specs])
     update = tf.function(lambda g: world.run(lambda gs: trainer.optimizer.apply(gs), g),
                          input_signature=[specs])
     order = world.shard(np.arange(train.shape[0]), t.global_batch)
