@@ -56,6 +56,17 @@ def delay_seconds(delay: str | None) -> float:
     return float(delay[:-2]) * (1e-3 if delay.endswith("ms") else 1e-6)
 
 
+def netem_available() -> bool:
+    """Whether this kernel can delay packets (``sch_netem``): tried on a namespace of its own."""
+    from tools.hosts import Cluster, HostsError, Link, Spec
+
+    try:
+        with Cluster(Spec(hosts=1, prefix="vaecfn", link=Link(delay="50us"), ssh=False)):
+            return True
+    except HostsError:
+        return False
+
+
 def probe_command(steps: int, compression: str, engine: str, out: Path) -> list[str]:
     return [sys.executable, "-m", "vaecf.probe", "--out", str(out), "--engine", engine, "--kind", "vae",
             "--users", str(BATCH * steps), "--items", str(ML20M.items), "--nnz", str(ML20M.mean_items),
@@ -190,11 +201,12 @@ def main(argv: list[str] | None = None) -> int:
         except (HostsError, RuntimeError) as e:
             print(f"allreduce: error: {e}", file=sys.stderr)
             return 2
-    record = {"machine": header(), "batch_size": BATCH, "warmup_steps": WARMUP,
+    record = {"machine": header(), "batch_size": BATCH, "warmup_steps": WARMUP, "netem_available": netem_available(),
               "cores": os.cpu_count(), "model": "Mult-VAE [20108-600-200-600-20108], ML-20M's shape",
               "notes": ["one worker per namespace; every worker shares this machine's cores (one intra-op thread "
                         "each), so compute is oversubscribed beyond the core count: read the all-reduce column",
                         "wait_s: a one-number all-reduce before the gradients' one, i.e. the skew between workers",
+                        "rates: tc tbf on each host's sending side; delays need sch_netem (netem_available)",
                         "the machine is shared with other work: load_average_before/after per row"],
               "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
