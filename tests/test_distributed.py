@@ -85,6 +85,20 @@ def test_fewer_users_than_workers_gives_no_step_on_any_worker() -> None:
     assert [len(shard_users(np.arange(5), 8, r, 2)) for r in range(2)] == [2, 2]
 
 
+def test_a_lost_peer_is_named_by_its_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tensorflow as tf
+
+    from vaecf.distributed import lost_peer
+
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]},
+                                                "task": {"type": "worker", "index": 0}}))
+    error = tf.errors.UnavailableError(None, None, "Collective ops is aborted by: Error reported from "
+                                       "/job:worker/task:1: Task /job:worker/replica:0/task:1 heartbeat timeout.\nmore")
+    message = str(lost_peer(error))
+    assert message.startswith("data-parallel worker 1 (10.0.0.2:2222) was lost (Task /job:worker/replica:0/task:1 "
+                              "heartbeat timeout.)") and "\n" not in message
+
+
 def test_global_batch_must_split_evenly() -> None:
     with pytest.raises(TrainingError, match="multiple"):
         shard_users(np.arange(10), 9, 0, 2)

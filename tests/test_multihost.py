@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from tests.test_hosts import NO_NAMESPACES, NO_SSHD, leftovers, prefix
-from tools.hosts import Cluster, Spec, namespace_pids, run_each
+from tools.hosts import Cluster, Spec, namespace_pids, run_each, tf_configs
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -139,6 +139,37 @@ def test_a_host_cut_off_stops_the_world_in_one_line_and_the_rerun_resumes(data: 
     resumed, uninterrupted = final(out), final(horovod_run)
     assert resumed["best_epoch"] == uninterrupted["best_epoch"]
     assert resumed == pytest.approx(uninterrupted, abs=METRICS_ATOL)
+
+
+def test_tf_distribute_with_a_host_cut_off_stops_in_one_line_and_the_rerun_resumes(data: Path, horovod_run: Path,
+                                                                                  tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    command = vaecf("train", "--data", str(data), "--out", str(out), *TRAIN, "--engine", "tf-distribute")
+    p = prefix("u")
+    with Cluster(Spec(hosts=2, prefix=p, ssh=False)) as cluster:
+        procs = [cluster.popen(h, command, env={**os.environ, "VAECF_WORKER": "1", "TF_CONFIG": config},
+                               stderr=subprocess.PIPE, cwd=REPO)
+                 for h, [config] in enumerate(tf_configs(cluster.spec, per_host=1))]
+        history = out / "history.json"
+        deadline = time.monotonic() + 300
+        while not (history.exists() and len(json.loads(history.read_text() or "[]")) >= 2):
+            assert procs[0].poll() is None and time.monotonic() < deadline, "the run ended before it could be cut"
+            time.sleep(0.05)
+        cluster.cut(1)
+        cut_at = time.monotonic()
+        _, err = procs[0].communicate(timeout=LOST_WITHIN_S + 60)  # h1's worker: TensorFlow's heartbeat notices
+        stopped_after = time.monotonic() - cut_at
+        done = len(json.loads(history.read_text()))
+    assert leftovers(p) == []
+    stderr = err.decode()
+    assert procs[0].returncode == 2 and stopped_after < LOST_WITHIN_S, (stopped_after, stderr[-3000:])
+    assert done < EPOCHS, "the cut came after the last epoch"
+    assert stderr.count("vaecf: error: data-parallel worker 1 (10.77.0.2:23456) was lost") == 1, stderr[-3000:]
+    assert "Traceback" not in stderr
+
+    with Cluster(Spec(hosts=2, prefix=p, ssh=False)) as cluster:
+        assert run_each(cluster, command, per_host=1) == 0
+    assert final(out) == pytest.approx(final(horovod_run), abs=METRICS_ATOL)  # = an uninterrupted run (above)
 
 
 def test_a_remote_worker_killed_stops_the_world_in_one_line(data: Path, tmp_path: Path) -> None:

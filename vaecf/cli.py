@@ -406,7 +406,15 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
 
     split = Split.load(args.data)
     trainer = Trainer(split.n_items, config, world=world)
-    result = trainer.fit(split, out=out, data_dir=args.data)
+    if world is None:
+        result = trainer.fit(split, out=out, data_dir=args.data)
+    else:
+        from vaecf.distributed import PEER_ERRORS, lost_peer
+
+        try:
+            result = trainer.fit(split, out=out, data_dir=args.data)
+        except PEER_ERRORS as e:
+            raise lost_peer(e) from None
     if trainer.world.rank == 0:
         print(json.dumps(result.summary))
     return 0

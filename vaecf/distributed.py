@@ -40,7 +40,9 @@ Evaluation, checkpoints and logs happen on rank 0 only (the trainer's ``main``).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
@@ -175,6 +177,27 @@ def communication_options(on_gpu: bool) -> tf.distribute.experimental.Communicat
                       else tf.distribute.experimental.CommunicationImplementation.RING)
     return tf.distribute.experimental.CommunicationOptions(implementation=implementation,
                                                            timeout_seconds=COLLECTIVE_TIMEOUT_S)
+
+
+PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
+               tf.errors.CancelledError)
+"""What a tf.distribute collective raises when a peer is gone (its heartbeat stopped, a collective timed out)."""
+_TASK = re.compile(r"/job:worker/replica:\d+/task:(\d+)")
+
+
+def lost_peer(error: tf.errors.OpError) -> TrainingError:
+    """A collective that failed for a lost peer, as one line naming the peer (its TF_CONFIG address where known)."""
+    match = _TASK.search(error.message)
+    lines = error.message.strip().splitlines()
+    why = lines[0].split(": ")[-1] if lines else type(error).__name__
+    if match is None:
+        return TrainingError(f"a data-parallel collective failed: {why}; finished epochs are kept: the same "
+                             "command resumes the run")
+    task = int(match[1])
+    workers = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [])
+    where = f" ({workers[task]})" if task < len(workers) else ""
+    return TrainingError(f"data-parallel worker {task}{where} was lost ({why}); this worker stopped. Finished epochs "
+                         "are kept: the same command resumes the run")
 
 
 def _check_agreement(counts: list[int], what: str) -> None:
