@@ -66,6 +66,14 @@ def horovod_train(cluster: Cluster, data: Path, out: Path, **popen: Any) -> subp
                                   "--hosts", "h1:1,h2:1"), cwd=REPO, **popen)
 
 
+def wait_for_epochs(history: Path, epochs: int, proc: subprocess.Popen[bytes]) -> None:
+    """Until the run has finished ``epochs`` epochs (its history says so), while ``proc`` runs."""
+    deadline = time.monotonic() + 300
+    while not (history.exists() and len(json.loads(history.read_text() or "[]")) >= epochs):
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be stopped"
+        time.sleep(0.05)
+
+
 def final(run: Path) -> dict[str, float]:
     """The run's best epoch and its validation metrics, and the last epoch's training loss."""
     result = json.loads((run / "result.json").read_text())
@@ -114,10 +122,7 @@ def test_a_host_cut_off_stops_the_world_in_one_line_and_the_rerun_resumes(data: 
     with Cluster(Spec(hosts=2, prefix=p)) as cluster:
         proc = horovod_train(cluster, data, out, stderr=subprocess.PIPE)
         history = out / "history.json"
-        deadline = time.monotonic() + 300
-        while not (history.exists() and len(json.loads(history.read_text() or "[]")) >= 2):
-            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be cut"
-            time.sleep(0.05)
+        wait_for_epochs(history, 2, proc)
         cluster.cut(1)
         cut_at = time.monotonic()
         _, err = proc.communicate(timeout=LOST_WITHIN_S + 60)
@@ -151,10 +156,7 @@ def test_tf_distribute_with_a_host_cut_off_stops_in_one_line_and_the_rerun_resum
                                stderr=subprocess.PIPE, cwd=REPO)
                  for h, [config] in enumerate(tf_configs(cluster.spec, per_host=1))]
         history = out / "history.json"
-        deadline = time.monotonic() + 300
-        while not (history.exists() and len(json.loads(history.read_text() or "[]")) >= 2):
-            assert procs[0].poll() is None and time.monotonic() < deadline, "the run ended before it could be cut"
-            time.sleep(0.05)
+        wait_for_epochs(history, 2, procs[0])
         cluster.cut(1)
         cut_at = time.monotonic()
         _, err = procs[0].communicate(timeout=LOST_WITHIN_S + 60)  # h1's worker: TensorFlow's heartbeat notices
@@ -178,11 +180,7 @@ def test_a_remote_worker_killed_stops_the_world_in_one_line(data: Path, tmp_path
     spec = Spec(hosts=2, prefix=p)
     with Cluster(spec) as cluster:
         proc = horovod_train(cluster, data, out, stderr=subprocess.PIPE)
-        history = out / "history.json"
-        deadline = time.monotonic() + 300
-        while not (history.exists() and json.loads(history.read_text() or "[]")):
-            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before its worker was killed"
-            time.sleep(0.05)
+        wait_for_epochs(out / "history.json", 1, proc)
         [worker] = [pid for pid in namespace_pids([spec.namespaces[1]]) if _is_vaecf_train(pid)]
         os.kill(worker, signal.SIGKILL)
         killed_at = time.monotonic()
