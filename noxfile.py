@@ -40,13 +40,17 @@ def tests(session: nox.Session) -> None:
 def install_chromium(session: nox.Session) -> None:
     """The report test opens a run's page in headless Chromium: installed where this session may (root and
     apt-get, as on CI); elsewhere that test is skipped and says why."""
-    if any(shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")):
-        return
+    if not any(shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")):
+        apt_install(session, "chromium", "the report's browser test will be skipped")
+
+
+def apt_install(session: nox.Session, package: str, otherwise: str) -> None:
+    """Install a Debian package where this session may (root and apt-get, as on CI); else log ``otherwise``."""
     if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
         session.run("apt-get", "update", "-qq", external=True)
-        session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", external=True)
+        session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", package, external=True)
     else:
-        session.log("Chromium not installed and no root apt-get here: the report's browser test will be skipped")
+        session.log(f"{package} not installed and no root apt-get here: {otherwise}")
 
 
 def horovod_build_env() -> dict[str, str]:
@@ -72,10 +76,35 @@ def _gpus_listed() -> bool:
 @nox.session(python=PYTHON)
 def horovod(session: nox.Session) -> None:
     """Multi-process tests with Horovod on TensorFlow 2.18; builds Horovod (5-8 min), with NCCL where CUDA is."""
+    install_horovod(session)
+    session.run("pytest", "-q", "-m", "multiprocess", *session.posargs, env={"VAECF_REQUIRE_HOROVOD": "1"})
+
+
+def install_horovod(session: nox.Session) -> None:
+    """TensorFlow 2.18, Horovod built against it (pip keeps the wheel it built: later sessions reuse it), vaecf."""
     session.install(HOROVOD_TF, "cmake<4", "packaging", "wheel", "setuptools")
     session.install("--no-build-isolation", "horovod==0.28.1", env=horovod_build_env())
     session.install("-e", ".[test]")
-    session.run("pytest", "-q", "-m", "multiprocess", *session.posargs, env={"VAECF_REQUIRE_HOROVOD": "1"})
+
+
+@nox.session(python=PYTHON)
+def multihost(session: nox.Session) -> None:
+    """Training across hosts made of network namespaces (tools/hosts.py): Horovod through `vaecf train --hosts`
+    over ssh, tf.distribute by TF_CONFIG, a host cut off mid-run and resumed, tear-down after SIGKILL.
+
+    Needs root and iproute2 (as on CI); elsewhere the tests skip and say why.
+    """
+    install_horovod(session)
+    install_sshd(session)
+    session.run("pytest", "-q", "tests/test_hosts.py", "tests/test_multihost.py",
+                *session.posargs, env={"VAECF_MULTIHOST": "1", "VAECF_REQUIRE_HOROVOD": "1"})
+
+
+def install_sshd(session: nox.Session) -> None:
+    """Horovod reaches the namespaces' hosts by ssh: Debian's openssh-server, installed where this session may
+    (root and apt-get, as on CI); tools/hosts.py runs one sshd per namespace on its own configuration."""
+    if not Path("/usr/sbin/sshd").exists():
+        apt_install(session, "openssh-server", "the tests that need ssh will be skipped")
 
 
 @nox.session(python=PYTHON)

@@ -32,7 +32,8 @@ else:  # pragma: no cover - Python 3.10
 LADDERS = Path(__file__).parent / "ladders"
 
 SWITCH_NAMES = {"input": "sparse input", "pipeline": "tf.data pipeline", "precision": "mixed precision",
-                "batch_size": "larger batch", "xla": "XLA", "workers": "data parallel"}
+                "batch_size": "larger batch", "xla": "XLA", "workers": "data parallel",
+                "compression": "fp16 gradients"}
 """How leave-one-out steps name the switch they revert."""
 
 PAPER_CODE_PATH = TrainConfig(input="dense", pipeline="feed")
@@ -131,7 +132,9 @@ class Step:
 
 
 def _key(train: TrainConfig, fields: tuple[str, ...]) -> str:
-    return ",".join(f"{name}={getattr(train, name)}" for name in fields)
+    key = ",".join(f"{name}={getattr(train, name)}" for name in fields)
+    # Gradient compression changes both cost and maths; named only when on, so keys made before it stay.
+    return key if train.compression == "none" else f"{key},compression={train.compression}"
 
 
 _STEP_FIELDS = {"name", "change", "set", "cpu", "recipe"}

@@ -51,7 +51,7 @@ def child_main(job_path: Path, out_path: Path) -> None:
 
     job = read_json(job_path)
     train = TrainConfig(**job["train"])
-    world = world_from_env(train.engine) if is_worker() else None  # before any other TensorFlow op
+    world = world_from_env(train.engine, train.compression) if is_worker() else None  # before any other TensorFlow op
     from vaecf.config import RunConfig
     from vaecf.perf import peak_rss_bytes
     from vaecf.train import Trainer

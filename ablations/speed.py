@@ -177,7 +177,8 @@ def child_main(job_path: Path, out_path: Path) -> None:
     configs = {key: TrainConfig(**c) for key, c in job["configs"].items()}
     world = None
     if is_worker():  # a data-parallel job: one configuration, this process one of its workers
-        world = world_from_env(next(iter(configs.values())).engine)
+        first = next(iter(configs.values()))
+        world = world_from_env(first.engine, first.compression)
     from vaecf.perf import gemm_rate, machine_info, reset_peak_memory, window_peak_bytes
     from vaecf.train import Trainer
 

@@ -205,3 +205,31 @@ def test_a_local_archive_is_checked_and_no_verify_is_recorded(ml100k_file, tmp_p
     assert len(err.splitlines()) == 1 and "not the published ml-100k.zip" in err and "--no-verify" in err
     assert main([*args, "--no-verify"]) == 0
     assert json.loads((tmp_path / "data" / "stats.json").read_text())["source_verified"] is False
+
+
+@pytest.mark.parametrize("hosts, workers, message", [
+    ("h1,h2", "3", "--hosts h1,h2: 3 workers do not divide among 2 hosts"),
+    ("h1:2,h2:2", "3", "--hosts h1:2,h2:2 has 4 slots for 3 workers"),
+    ("h1:1,h9:1", "2", "--hosts h1:1,h9:1: unknown host 'h9'"),
+    ("h1:1,h1:1", "2", "a host named twice"),
+    ("h1:0,h2:2", "2", "each item is HOST or HOST:SLOTS with SLOTS >= 1"),
+    ("h1:1,h2:1", None, "--hosts h1:1,h2:1 needs --workers N"),
+])
+def test_bad_hosts_are_one_line_before_anything_is_made(tmp_path, capsys, monkeypatch, hosts, workers,
+                                                        message) -> None:
+    import socket
+
+    def resolve(name, *args, **kwargs):  # h1 and h2 exist; nothing goes to a name server
+        if name in ("h1", "h2"):
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.77.0.1", 0))]
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    monkeypatch.delenv("VAECF_WORKER", raising=False)
+    out = tmp_path / "run"
+    args = ["train", "--data", str(tmp_path), "--out", str(out), "--hosts", hosts,
+            *(["--workers", workers] if workers else [])]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vaecf: error: ") and err.count("\n") == 1 and message in err
+    assert not out.exists()

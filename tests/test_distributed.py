@@ -85,6 +85,20 @@ def test_fewer_users_than_workers_gives_no_step_on_any_worker() -> None:
     assert [len(shard_users(np.arange(5), 8, r, 2)) for r in range(2)] == [2, 2]
 
 
+def test_a_lost_peer_is_named_by_its_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tensorflow as tf
+
+    from vaecf.distributed import lost_peer
+
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]},
+                                                "task": {"type": "worker", "index": 0}}))
+    error = tf.errors.UnavailableError(None, None, "Collective ops is aborted by: Error reported from "
+                                       "/job:worker/task:1: Task /job:worker/replica:0/task:1 heartbeat timeout.\nmore")
+    message = str(lost_peer(error))
+    assert message.startswith("data-parallel worker 1 (10.0.0.2:2222) was lost (Task /job:worker/replica:0/task:1 "
+                              "heartbeat timeout.)") and "\n" not in message
+
+
 def test_global_batch_must_split_evenly() -> None:
     with pytest.raises(TrainingError, match="multiple"):
         shard_users(np.arange(10), 9, 0, 2)
@@ -171,6 +185,48 @@ def test_uneven_shards_neither_hang_nor_crash(engine: str, tmp_path: Path) -> No
     _assert_ranks_identical(tmp_path)
     result = (tmp_path / "result.json").read_text()
     assert '"steps": 5' in result and '"users": 36' in result
+
+
+FP16_WIRE = """
+import sys
+import numpy as np
+import tensorflow as tf
+from vaecf.launch import world_from_env
+world = world_from_env(sys.argv[1], sys.argv[2])
+x = tf.constant([1 + 2.0 ** -12, 3.0 + world.rank])  # 1 + 2**-12 has no float16: it rounds to 1
+mean = tf.function(lambda v: world.run(lambda g: world.allreduce([tf.identity(g)])[0], v))(x)
+np.save(f"{sys.argv[3]}/rank{world.rank}.npy", np.asarray(mean))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("compression, first", [("none", 1 + 2.0 ** -12), ("fp16", 1.0)])
+def test_fp16_compression_sends_gradients_as_float16(engine: str, compression: str, first: float,
+                                                     tmp_path: Path) -> None:
+    code = launch([sys.executable, "-c", FP16_WIRE, engine, compression, str(tmp_path)], 2, engine, timeout=180,
+                  one_process=False)
+    assert code == 0
+    for rank in (0, 1):
+        assert np.load(tmp_path / f"rank{rank}.npy").tolist() == [first, 3.5]
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+@pytest.mark.timeout(240)
+def test_timed_steps_record_compute_and_all_reduce_apart_on_every_worker(tmp_path: Path) -> None:
+    args = ["--users", "40", "--items", "30", "--nnz", "6", "--batch-size", "8", "--kind", "vae",
+            "--timed-steps", "4"]
+    assert launch(_probe(tmp_path, "tf-distribute", args), 2, "tf-distribute", timeout=180, one_process=False) == 0
+    ranks = [json.loads((tmp_path / f"rank{r}-steps.json").read_text()) for r in (0, 1)]
+    # [30 -> 600 -> 2 x 200] encoder, [200 -> 600 -> 30] decoder: weights and biases, float32.
+    params = 30 * 600 + 600 + 600 * 400 + 400 + 200 * 600 + 600 + 600 * 30 + 30
+    for r, record in enumerate(ranks):
+        assert record["rank"] == r and record["workers"] == 2 and record["gradient_bytes"] == 4 * params
+        assert len(record["steps"]) == 4
+        assert all(s["compute_s"] > 0 and s["allreduce_s"] > 0 and s["wait_s"] >= 0 for s in record["steps"])
 
 
 @pytest.mark.slow

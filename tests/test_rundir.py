@@ -8,6 +8,7 @@ import pytest
 
 from vaecf.config import RunConfig, TrainConfig
 from vaecf.errors import DataError, TrainingError, VaecfError
+from vaecf.integrity import entry
 from vaecf.rundir import RunDir
 
 STATS = {"cache_key": "abc", "items": 40, "dataset": "synthetic:tiny", "protocol": {"heldout_users": 30}}
@@ -104,6 +105,19 @@ def test_resuming_with_another_configuration_is_refused(tmp_path) -> None:
     run.checkpointed([{"epoch": 0}], _write_state)
     with pytest.raises(TrainingError, match="another configuration"):
         run.start(RunConfig(train=TrainConfig(lr=0.5)), STATS, None)
+
+
+def test_a_run_made_before_a_setting_existed_resumes_with_its_default(tmp_path) -> None:
+    run = RunDir(tmp_path)
+    run.start(RunConfig(), STATS, None)
+    run.checkpointed([{"epoch": 0}], _write_state)
+    record = json.loads((tmp_path / "config.json").read_text())
+    del record["config"]["train"]["compression"]  # as written before TrainConfig had it
+    (tmp_path / "config.json").write_text(json.dumps(record))
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["files"]["config.json"] = entry(tmp_path / "config.json")
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert [h["epoch"] for h in run.start(RunConfig(), STATS, None)] == [0]
 
 
 def test_other_data_and_unfinished_runs_are_refused_with_the_fix(tmp_path) -> None:

@@ -385,6 +385,13 @@ def _cmd_prepare(args: argparse.Namespace, argv: list[str]) -> int:
 
 def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
     config = run_config(args)
+    if args.hosts:  # checked before the run folder is made
+        from vaecf.launch import horovod_hosts, is_worker
+
+        if config.train.workers == 1:
+            raise VaecfError(f"--hosts {args.hosts} needs --workers N (the slots of all hosts together)")
+        if not is_worker():
+            horovod_hosts(args.hosts, config.train.workers)
     out = _out_folder(args.out)
     check_apart(out, f"--out {args.out}", args.data, f"--data {args.data}")
     if config.train.workers > 1:
@@ -392,7 +399,7 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
 
         if not is_worker():
             return launch_workers(argv, config.train.workers, config.train.engine, args.hosts)
-        world = world_from_env(config.train.engine)
+        world = world_from_env(config.train.engine, config.train.compression)
     else:
         world = None
     from vaecf.data.split import Split
@@ -400,7 +407,15 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
 
     split = Split.load(args.data)
     trainer = Trainer(split.n_items, config, world=world)
-    result = trainer.fit(split, out=out, data_dir=args.data)
+    if world is None:
+        result = trainer.fit(split, out=out, data_dir=args.data)
+    else:
+        from vaecf.distributed import PEER_ERRORS, lost_peer
+
+        try:
+            result = trainer.fit(split, out=out, data_dir=args.data)
+        except PEER_ERRORS as e:
+            raise lost_peer(e) from None
     if trainer.world.rank == 0:
         print(json.dumps(result.summary))
     return 0

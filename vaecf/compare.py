@@ -89,7 +89,8 @@ def _check_resumable(out: Path, name: str, done: dict[str, Any], config: RunConf
     """Refuse to add runs of ``config`` to recorded runs of other settings (the seed aside)."""
     if "config" not in done:
         return
-    ours, theirs = _as_recorded(config), done["config"]
+    # Through RunConfig: a setting added since the record was made reads as its default.
+    ours, theirs = _as_recorded(config), _as_recorded(RunConfig.from_dict(done["config"]))
     differ = sorted(f"{part}.{k}" for part in ("model", "train") for k in ours[part]
                     if k != "seed" and theirs.get(part, {}).get(k) != ours[part][k])
     if differ:

@@ -22,6 +22,8 @@ ModelKind = Literal["vae", "dae"]
 Engine = Literal["auto", "horovod", "tf-distribute"]
 """``auto``: Horovod where it is installed, else tf.distribute (``launch.resolve_engine``)."""
 BatchScope = Literal["global", "worker"]
+Compression = Literal["none", "fp16"]
+"""``fp16``: gradients cross the network as float16, half the bytes (``vaecf.distributed``)."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,9 @@ class TrainConfig:
     """What ``batch_size`` counts with N workers: the global batch (each worker B/N users, the same
     steps as one worker with B) or each worker's batch (global N x B, the talk's "equivalent to one
     GPU with a multiplied batch size"; the learning rate is not changed by that)."""
+    compression: Compression = "none"
+    """How gradients travel in the all-reduce between workers: ``fp16`` halves the bytes (Horovod's
+    fp16 compressor; tf.distribute casts around its all-reduce), rounding each to float16."""
 
     @property
     def global_batch(self) -> int:

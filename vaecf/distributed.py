@@ -40,7 +40,9 @@ Evaluation, checkpoints and logs happen on rank 0 only (the trainer's ``main``).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
@@ -177,6 +179,27 @@ def communication_options(on_gpu: bool) -> tf.distribute.experimental.Communicat
                                                            timeout_seconds=COLLECTIVE_TIMEOUT_S)
 
 
+PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
+               tf.errors.CancelledError)
+"""What a tf.distribute collective raises when a peer is gone (its heartbeat stopped, a collective timed out)."""
+_TASK = re.compile(r"/job:worker/replica:\d+/task:(\d+)")
+
+
+def lost_peer(error: tf.errors.OpError) -> TrainingError:
+    """A collective that failed for a lost peer, as one line naming the peer (its TF_CONFIG address where known)."""
+    match = _TASK.search(error.message)
+    lines = error.message.strip().splitlines()
+    why = lines[0].split(": ")[-1] if lines else type(error).__name__
+    if match is None:
+        return TrainingError(f"a data-parallel collective failed: {why}; finished epochs are kept: the same "
+                             "command resumes the run")
+    task = int(match[1])
+    workers = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [])
+    where = f" ({workers[task]})" if task < len(workers) else ""
+    return TrainingError(f"data-parallel worker {task}{where} was lost ({why}); this worker stopped. Finished epochs "
+                         "are kept: the same command resumes the run")
+
+
 def _check_agreement(counts: list[int], what: str) -> None:
     """Raise on every worker if they disagree (rather than hang in a collective later)."""
     if len(set(counts)) > 1:
@@ -191,11 +214,12 @@ class HorovodWorld:
     variables, which vaecf does not use.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, compression: str = "none") -> None:
         import horovod.tensorflow as hvd  # optional dependency: only a Horovod worker needs it
 
         hvd.init()
         self._hvd = hvd
+        self._compression = hvd.Compression.fp16 if compression == "fp16" else hvd.Compression.none
         self.rank, self.size, self.local_rank = hvd.rank(), hvd.size(), hvd.local_rank()
         pin_gpu(self.local_rank)
 
@@ -211,7 +235,7 @@ class HorovodWorld:
 
     def allreduce(self, grads: list[tf.Tensor]) -> list[tf.Tensor]:
         # One grouped request: Horovod fuses the tensors into few collectives.
-        return self._hvd.grouped_allreduce(grads, op=self._hvd.Average)
+        return self._hvd.grouped_allreduce(grads, op=self._hvd.Average, compression=self._compression)
 
     def broadcast(self, variables: list[tf.Variable]) -> None:
         self._hvd.broadcast_variables(variables, root_rank=0)
@@ -225,7 +249,8 @@ class TFDistributeWorld:
     gradients with the replica context's all-reduce.
     """
 
-    def __init__(self, local_rank: int | None = None) -> None:
+    def __init__(self, local_rank: int | None = None, compression: str = "none") -> None:
+        self._fp16 = compression == "fp16"
         resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
         self.rank, self.size = int(resolver.task_id), len(resolver.cluster_spec().as_dict()["worker"])
         gpus = tf.config.list_physical_devices("GPU")
@@ -254,7 +279,12 @@ class TFDistributeWorld:
         return shard_users(order, batch_size, self.rank, self.size)
 
     def allreduce(self, grads: list[tf.Tensor]) -> list[tf.Tensor]:
-        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, grads)
+        context = tf.distribute.get_replica_context()
+        if not self._fp16:
+            return context.all_reduce(tf.distribute.ReduceOp.MEAN, grads)
+        # As Horovod's fp16 compressor: float16 on the wire, each worker's mean cast back.
+        halves = context.all_reduce(tf.distribute.ReduceOp.MEAN, [tf.cast(g, tf.float16) for g in grads])
+        return [tf.cast(h, g.dtype) for h, g in zip(halves, grads)]
 
     def broadcast(self, variables: list[tf.Variable]) -> None:
         # MWMS already syncs initial values when it creates a variable; an explicit broadcast

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING
 from vaecf import gpus
 from vaecf.children import COLLECTIVE_TIMEOUT_S, TIMED_OUT, die_with_parent
 from vaecf.errors import TrainingError
+from vaecf.provenance import HOSTS_ENV  # $VAECF_HOSTS: the hosts of the worlds `python -m vaecf.launch` starts
 
 if TYPE_CHECKING:
     from vaecf.distributed import World
@@ -88,6 +89,8 @@ def launch(command: Sequence[str], workers: int, engine: str, hosts: str | None 
     """
     if workers < 1:
         raise TrainingError(f"workers must be >= 1, not {workers}")
+    if hosts:
+        hosts = horovod_hosts(hosts, workers)
     if engine == "auto":
         engine = resolve_engine(engine)
         why = "Horovod is installed" if engine == "horovod" else "Horovod is not installed"
@@ -104,28 +107,62 @@ def launch(command: Sequence[str], workers: int, engine: str, hosts: str | None 
         one_process = 1 < workers <= _local_gpus()
     if one_process:
         devices = ",".join(f"/gpu:{i}" for i in range(workers))
-        return _wait([subprocess.Popen(command, env={**gpus.first(env, workers), MIRRORED_ENV: devices},
+        return wait_world([subprocess.Popen(command, env={**gpus.first(env, workers), MIRRORED_ENV: devices},
                                        start_new_session=True, preexec_fn=die_with_parent)], timeout)
     env.setdefault("TF_NUM_INTRAOP_THREADS", str(_cpu_threads(workers)))
     procs = [subprocess.Popen(command, start_new_session=True, preexec_fn=die_with_parent,
                               env={**env, LOCAL_RANK_ENV: str(i), "TF_CONFIG": tf_config})
              for i, tf_config in enumerate(tf_configs(_free_ports(workers)))]
-    return _wait(procs, timeout)
+    return wait_world(procs, timeout)
 
 
-def world_from_env(engine: str) -> World:
-    """The ``World`` of a launched worker; call it before any other TensorFlow op of the process."""
+def horovod_hosts(hosts: str, workers: int) -> str:
+    """``--hosts`` checked before anything starts, as ``-H`` wants it: ``host1:4,host2:4``.
+
+    ``HOST:SLOTS`` items, or bare ``HOST`` items that share the workers equally; every host must
+    resolve here (horovodrun reaches it by that name over ssh) and the slots must be the workers.
+    """
+    items = [item.partition(":") for item in hosts.split(",")]
+    if any(not name or (sep and not (slots.isdigit() and int(slots) > 0)) for name, sep, slots in items):
+        raise TrainingError(f"--hosts {hosts}: each item is HOST or HOST:SLOTS with SLOTS >= 1, "
+                            "e.g. host1:4,host2:4")
+    names = [name for name, _, _ in items]
+    if len(set(names)) < len(names):
+        raise TrainingError(f"--hosts {hosts}: a host named twice; give each host once with its slots")
+    if not any(sep for _, sep, _ in items):
+        if workers % len(names):
+            raise TrainingError(f"--hosts {hosts}: {workers} workers do not divide among {len(names)} hosts; "
+                                f"give a multiple of {len(names)} workers or HOST:SLOTS items")
+        items = [(name, ":", str(workers // len(names))) for name in names]
+    slots = sum(int(s or 1) for _, _, s in items)
+    if slots != workers:
+        raise TrainingError(f"--hosts {hosts} has {slots} slots for {workers} workers: the slots must add up "
+                            "to --workers")
+    for name in names:
+        try:
+            socket.getaddrinfo(name, None)
+        except (socket.gaierror, UnicodeError):
+            raise TrainingError(f"--hosts {hosts}: unknown host {name!r} (its name does not resolve here; "
+                                "horovodrun reaches every host by ssh to that name)") from None
+    return ",".join(f"{name}:{s or 1}" for name, _, s in items)
+
+
+def world_from_env(engine: str, compression: str = "none") -> World:
+    """The ``World`` of a launched worker; call it before any other TensorFlow op of the process.
+
+    ``compression`` (``TrainConfig.compression``) applies where gradients cross between processes.
+    """
     from vaecf import distributed
 
     engine = resolve_engine(engine)  # as the launcher resolved it: the same packages on every worker
     if engine == "horovod":
         if not horovod_installed():
             raise TrainingError(_NO_HOROVOD)
-        return distributed.HorovodWorld()
+        return distributed.HorovodWorld(compression)
     if MIRRORED_ENV in os.environ:
         return distributed.MirroredWorld(os.environ[MIRRORED_ENV].split(","))
     local = os.environ.get(LOCAL_RANK_ENV)
-    return distributed.TFDistributeWorld(local_rank=None if local is None else int(local))
+    return distributed.TFDistributeWorld(local_rank=None if local is None else int(local), compression=compression)
 
 
 def horovod_installed() -> bool:
@@ -152,14 +189,17 @@ def _horovodrun(command: list[str], workers: int, hosts: str | None, timeout: fl
            os.environ.get("HOROVOD_STALL_SHUTDOWN_TIME_SECONDS", str(COLLECTIVE_TIMEOUT_S))}
     if not hosts:  # with -H the workers per host are the user's layout: leave threads to TF
         env.setdefault("TF_NUM_INTRAOP_THREADS", str(_cpu_threads(workers)))
-    run = [sys.executable, "-m", "horovod.runner.launch", "-np", str(workers), "--gloo"]
+    run = [sys.executable, "-m", "vaecf.hvdrun", "-np", str(workers), "--gloo"]
     run += ["-H", hosts] if hosts else []
-    return _wait([subprocess.Popen([*run, *command], env=env, start_new_session=True,
+    return wait_world([subprocess.Popen([*run, *command], env=env, start_new_session=True,
                                    preexec_fn=die_with_parent)], timeout)
 
 
-def _wait(procs: list[subprocess.Popen[bytes]], timeout: float | None) -> int:
-    """Wait for all; on the first failure, a timeout or Ctrl-C, stop the rest (whole process groups)."""
+def wait_world(procs: list[subprocess.Popen[bytes]], timeout: float | None) -> int:
+    """Wait for all; on the first failure, a timeout or Ctrl-C, stop the rest (whole process groups).
+
+    Each process must lead its own session (``start_new_session``), as the workers started here do.
+    """
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while True:
@@ -223,11 +263,11 @@ def _local_gpus() -> int:
 
 def _launcher_main(argv: list[str]) -> int:
     """``python -m vaecf.launch WORKERS ENGINE TIMEOUT_S COMMAND...``: one world, as a child of
-    ``children.run_workers``, stopped after ``TIMEOUT_S`` seconds."""
+    ``children.run_workers``, stopped after ``TIMEOUT_S`` seconds, on the hosts of ``$VAECF_HOSTS``."""
     # SIGTERM (our parent died, or was stopped) must unwind through launch's clean-up of the workers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workers, engine, timeout, *command = argv
-    return launch(command, int(workers), engine, timeout=float(timeout))
+    return launch(command, int(workers), engine, os.environ.get(HOSTS_ENV) or None, timeout=float(timeout))
 
 
 if __name__ == "__main__":

@@ -66,12 +66,15 @@ def machine_name() -> str:
     return os.environ.get("VAECF_MACHINE") or platform.node() or "unknown"
 
 
+HOSTS_ENV = "VAECF_HOSTS"
+"""Where set, the hosts data-parallel worlds ran on (``vaecf.launch``): the header names them."""
 VERSIONED = ("tensorflow", "numpy", "scipy", "pandas", "horovod")
 """The packages whose versions a record names (None where one is not installed)."""
 
 
 def header(command: Sequence[str] | None = None) -> dict[str, Any]:
-    """The provenance header of a record: commit, clean tree, machine, CPU flags, versions, command.
+    """The provenance header of a record: commit, clean tree, machine, CPU flags, versions, command
+    (and ``hosts`` where $VAECF_HOSTS spreads data-parallel worlds over hosts).
 
     ``command`` defaults to this process's ``sys.argv``.
     """
@@ -80,7 +83,8 @@ def header(command: Sequence[str] | None = None) -> dict[str, Any]:
             "machine_name": machine_name(), "hostname": platform.node(), "cpu": cpu_model(),
             "cpu_flags": cpu_flags(), "cores": os.cpu_count(), "python": platform.python_version(),
             "versions": {name: package_version(name) for name in VERSIONED},
-            "command": list(sys.argv if command is None else command)}
+            "command": list(sys.argv if command is None else command),
+            **({"hosts": os.environ[HOSTS_ENV]} if os.environ.get(HOSTS_ENV) else {})}
 
 
 def header_of(record: dict[str, Any]) -> dict[str, Any]:

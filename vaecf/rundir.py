@@ -67,7 +67,9 @@ class RunDir:
             print(f"vaecf: note: {self.path}: the checkpoint of epoch {len(history)} was not completed (the run "
                   f"was stopped while writing it); resuming from the checkpoint before it", file=sys.stderr)
             write_json(self.path / HISTORY, history)  # its committed epochs, which the manifest names
-        if history and self.config() != json.loads(json.dumps(config.to_dict())):  # tuples come back as lists
+        # Through RunConfig: a field added since the run was made reads as its default; tuples come back as lists.
+        stored = json.loads(json.dumps(RunConfig.from_dict(self.config()).to_dict())) if history else None
+        if history and stored != json.loads(json.dumps(config.to_dict())):
             raise TrainingError(f"{self.path} holds a run with another configuration; use a new --out folder")
         record: dict[str, Any] = {"config": config.to_dict(), "data": data_stats}
         if data_dir is not None:

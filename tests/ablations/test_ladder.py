@@ -68,6 +68,15 @@ def test_speed_and_maths_keys_tell_what_can_be_shared() -> None:
     assert by_name["larger batch"].maths_key != by_name["large-batch recipe"].maths_key
 
 
+def test_fp16_gradients_are_a_step_of_their_own_and_keys_without_compression_stay_as_they_were() -> None:
+    by_name = {s.name: s for s in steps("multihost", CPU2)}
+    parallel, fp16 = by_name["data parallel x2"], by_name["fp16 gradients"]
+    assert fp16.train.compression == "fp16" and fp16.train.workers == 2 and fp16.skip is None
+    assert fp16.speed_key == parallel.speed_key + ",compression=fp16"  # costs and computes otherwise
+    assert fp16.maths_key == parallel.maths_key + ",compression=fp16"
+    assert "compression" not in parallel.speed_key + parallel.maths_key  # as records made before it name them
+
+
 @pytest.mark.parametrize("text, message", [
     ('name = "b"\ndescription = ""\n[baseline]\nbatchsize = 5\n', "batchsize"),
     ('name = "b"\ndescription = ""\nqualty = 1\n[baseline]\n', "unknown field(s) qualty"),
