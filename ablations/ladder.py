@@ -79,6 +79,15 @@ class Budget:
     window_steps: int = 2
     speed_items: int = ML20M.items
     """ML-20M's catalogue after the protocol: speed is always measured at this width."""
+    quality_seeds: int = 2
+    """Seeds of every distinct configuration's quality curve: their spread is time to target's interval."""
+    max_windows: int = 6
+    """Adaptive repetition (``ablations.repeat``): adjacent steps whose speed is not distinguishable get
+    more rounds, up to this many windows each."""
+    max_quality_seeds: int = 3
+    """... and those whose time to target is not distinguishable more seeds, up to this many."""
+    repeat_s: float = 120.0
+    """The extra rounds and seeds stop when the next would take the run past this many seconds of them."""
 
 
 BUDGETS = {
@@ -91,7 +100,7 @@ BUDGETS = {
     # A minute's check that every step runs (tests, a new machine, the GPU check): not a measurement.
     "smoke": Budget("smoke", quality_dataset="synthetic:tiny", max_batch_fraction=0.5, target_fraction=0.9,
                     time_factor=1.5, evaluations=5, calibration_updates=60, warmup_steps=1, window_steps=1,
-                    speed_items=2_000),
+                    speed_items=2_000, max_windows=4, repeat_s=60.0),
     # The real thing: ML-20M (116,677 training users), batches as published, 200 epochs' horizon.
     "full": Budget("full", quality_dataset="ml-20m", max_batch_fraction=1.0, target_fraction=0.95,
                    time_factor=1.5, calibration_updates=46_600, evaluations=40),
