@@ -183,8 +183,8 @@ def _time_to_target(derived: dict[str, Any]) -> plt.Figure:
     # Right-aligned at T, inside the axes: at the line's right the label ran off the figure.
     ax.text(budget, -0.55, f"T = {budget:.0f} s (every step's time) ", fontsize=8, va="bottom", ha="right")
     ax.set_xlabel(f"training seconds until validation NDCG@100 >= {derived['target']:.3f} "
-                  f"({derived['target'] / derived['converged']:.0%} of the calibrated converged value); "
-                  f"error bars: {LEVEL:.0%} interval (seeds and timing windows)")
+                  f"({derived['target'] / derived['converged']:.0%} of the calibrated converged value)\n"
+                  f"error bars: {LEVEL:.0%} interval (the seeds' spread and the timing windows')")
     ax.set_title(f"Time to target: '{derived['ladder']}'\n{_subtitle(derived)}", fontsize=9)
     return fig
 

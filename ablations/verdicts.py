@@ -435,3 +435,16 @@ def markdown(derived: dict[str, Any]) -> str:
                 f"{'s' if row['seeds'] != 1 else ''}" + ("; " + "; ".join(said) if said else "") + ".",
                 "<!-- end part -->"]
     return "\n".join(out) + "\n"
+
+
+def disagreements(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Where two runs of one ladder (``report.derive``'s) differ on a verdict that either calls a measured
+    difference: what a rerun must not do. One line per such verdict."""
+    def said(derived: dict[str, Any]) -> dict[tuple[str, str, str], str]:
+        return {(row["name"], c["against"], kind): c[kind] for row, c in comparisons(derived)
+                for kind in ("speed", "time")}
+
+    first, second = said(a), said(b)
+    return [f"{step} against {against}, {kind}: {first.get(key)} in the first run, {second.get(key)} in the second"
+            for key in sorted(first.keys() | second.keys()) for step, against, kind in [key]
+            if (first.get(key) in DECIDED or second.get(key) in DECIDED) and first.get(key) != second.get(key)]

@@ -136,3 +136,49 @@ def test_cells_show_intervals_only_where_the_records_give_them() -> None:
     assert verdicts.cell(1.5, verdicts.Estimate(1.5, 0.1, 0.0)) == "1.50 (no interval)"
     e = verdicts.Estimate(30.0, 0.05, 10)
     assert verdicts.cell(30.0, e, 0, " s") == f"30 s ({e.lo:.0f}-{e.hi:.0f})"
+
+
+def said(speed: str, time: str) -> dict:
+    c = {"against": "baseline", "speed": speed, "time": time}
+    return {"mode": "ladder", "rows": [{"name": "baseline", "status": "done", "vs_previous": None, "vs_first": None},
+                                       {"name": "b", "status": "done", "vs_previous": c, "vs_first": c}]}
+
+
+def test_runs_disagree_only_where_one_calls_a_difference_the_other_does_not() -> None:
+    undecided, unknown = said(verdicts.FASTER, verdicts.UNDECIDED), said(verdicts.FASTER, verdicts.UNKNOWN)
+    assert verdicts.disagreements(undecided, unknown) == []
+    assert verdicts.disagreements(said(verdicts.FASTER, verdicts.LATER), said(verdicts.UNDECIDED, verdicts.LATER)) == [
+        "b against baseline, speed: faster in the first run, not distinguishable in the second"]
+
+
+AGREE = """
+name = "agree"
+description = "two batches far apart in speed and in updates per user"
+
+[baseline]
+input = "sparse"
+batch_size = 20
+
+[[steps]]
+name = "larger batch"
+set = { batch_size = 200 }
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_two_smoke_runs_agree_on_every_verdict_either_calls_a_difference(tmp_path) -> None:
+    from ablations import runner
+    from ablations.ladder import Hardware
+    from ablations.report import derive, load_run
+
+    (tmp_path / "agree.toml").write_text(AGREE)
+    kwargs = dict(results=tmp_path / "results", data_cache=tmp_path / "data",
+                  hardware=Hardware(gpus=0, cores=2, horovod=False), log=lambda *a: None)
+    runs = [derive(load_run(runner.run_ladder(str(tmp_path / "agree.toml"), "smoke", out=tmp_path / f"run{k}",
+                                              **kwargs))) for k in (1, 2)]
+    assert verdicts.disagreements(*runs) == []
+    for derived in runs:  # each run measured a difference at all, from 2 seeds and >= 3 windows
+        larger = derived["rows"][1]
+        assert larger["seeds"] >= 2 and larger["vs_previous"]["speed"] == verdicts.FASTER
+        assert derived["seed_spread"] is not None and larger["vs_previous"]["needs"].known
