@@ -9,6 +9,7 @@ factors and times are ratios):
   freedom. A factor between two steps is the ratio of their medians, its interval from the
   per-round ratios (both steps timed in the same round share that round's machine state, so the
   pairing removes drift between rounds); the same speed configuration is one measurement: 1 exactly.
+  Intervals are centred on the figure the table reports (the median), so they always hold it.
 - **Users to target.** Each maths configuration's quality curve is trained with >= 2 seeds; the
   target is crossed where the seed-mean curve reaches it, linearly interpolated between the two
   validations around it (the first validation at or above would quantise every figure to T/20).
@@ -49,7 +50,7 @@ DECIDED = (FASTER, SLOWER, SOONER, LATER)
 def t_quantile(df: float) -> float:
     from scipy.stats import t
 
-    return float(t.ppf(0.5 + LEVEL / 2, df)) if math.isfinite(df) else float(t.ppf(0.5 + LEVEL / 2, 1e9))
+    return float(t.ppf(0.5 + LEVEL / 2, df))  # df infinite: the normal quantile
 
 
 @dataclass(frozen=True)
@@ -312,20 +313,6 @@ def sentence(comparison: dict[str, Any]) -> str:
     else:
         time = f"needs {needs.text()}, has {has}: {c['time']}"
     return f"against {c['against']}: speed {speed}; to the target {time}"
-
-
-def pairs_undecided(rows: list[dict[str, Any]], kind: str) -> list[tuple[str, str]]:
-    """(slug before, slug) of adjacent steps whose ``kind`` verdict ("speed" or "time") is not
-    distinguishable: what adaptive repetition gives more windows or seeds."""
-    out, previous = [], None
-    for row in rows:
-        if row["status"] != "done":
-            continue
-        c = row.get("vs_previous")
-        if c is not None and previous is not None and c[kind].startswith(UNDECIDED):
-            out.append((previous["slug"], row["slug"]))
-        previous = row
-    return out
 
 
 # -- tables and sentences --------------------------------------------------------------------------------
