@@ -86,8 +86,9 @@ class Budget:
     more rounds, up to this many windows each."""
     max_quality_seeds: int = 3
     """... and those whose time to target is not distinguishable more seeds, up to this many."""
-    repeat_s: float = 120.0
-    """The extra rounds and seeds stop when the next would take the run past this many seconds of them."""
+    repeat_s: float = 60.0
+    """The extra rounds and seeds stop when the next would take them past this many seconds in all: with
+    the second seed of every curve, what keeps the quick ladder within 20 minutes on 2 cores."""
 
 
 BUDGETS = {
@@ -100,7 +101,7 @@ BUDGETS = {
     # A minute's check that every step runs (tests, a new machine, the GPU check): not a measurement.
     "smoke": Budget("smoke", quality_dataset="synthetic:tiny", max_batch_fraction=0.5, target_fraction=0.9,
                     time_factor=1.5, evaluations=5, calibration_updates=60, warmup_steps=1, window_steps=1,
-                    speed_items=2_000, max_windows=4, repeat_s=60.0),
+                    speed_items=2_000, max_windows=4, repeat_s=30.0),
     # The real thing: ML-20M (116,677 training users), batches as published, 200 epochs' horizon.
     "full": Budget("full", quality_dataset="ml-20m", max_batch_fraction=1.0, target_fraction=0.95,
                    time_factor=1.5, calibration_updates=46_600, evaluations=40),

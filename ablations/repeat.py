@@ -31,6 +31,8 @@ Log = Callable[[str], None]
 START_S = 10.0
 """Estimated seconds a timing window costs beyond its steps (process start, graph tracing), and a quality
 curve beyond its training and validation: what the first extra round or seed is expected to take."""
+WORLD = 5
+"""A data-parallel window's cost in single-process windows (measured on 2 cores: ``ablations.speed``'s ETA)."""
 
 
 def _load(run_dir: Path, budget: Budget) -> dict[str, Any]:
@@ -99,10 +101,11 @@ def more_windows(steps: list[Step], mode: str, record: dict[str, Any], run_dir: 
 
 
 def _window_s(record: dict[str, Any], step: Step, budget: Budget) -> float:
-    """Expected seconds of one more window of ``step``: its warm-up and timed steps at its measured rate."""
+    """Expected seconds of one more window of ``step``: its warm-up and timed steps at its measured rate, and
+    the start-up; a data-parallel world costs about five single-process windows (its launcher, N processes)."""
     rate = verdicts.speed_estimate(record, step.speed_key)
     users = record["workload"]["users"]
-    return START_S + (users if rate is None else users / rate.value)
+    return (START_S + (users if rate is None else users / rate.value)) * (WORLD if step.train.workers > 1 else 1)
 
 
 def more_seeds(steps: list[Step], mode: str, run_dir: Path, budget: Budget, data_dir: Path, log: Log) -> None:

@@ -1,6 +1,7 @@
 """Intervals, break-even ratios and verdicts from records: each rule against numbers worked by hand."""
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -182,3 +183,28 @@ def test_two_smoke_runs_agree_on_every_verdict_either_calls_a_difference(tmp_pat
         larger = derived["rows"][1]
         assert larger["seeds"] >= 2 and larger["vs_previous"]["speed"] == verdicts.FASTER
         assert derived["seed_spread"] is not None and larger["vs_previous"]["needs"].known
+
+
+def test_agree_exits_1_naming_the_verdict_two_runs_differ_on(tmp_path, capsys) -> None:
+    import shutil
+    from pathlib import Path
+
+    from ablations.__main__ import main
+    from vaecf.io import write_json
+
+    root = Path(__file__).resolve().parents[2] / "results"
+    shutil.copytree(root / "calibration", tmp_path / "calibration")
+    runs = [tmp_path / "m" / name for name in ("one", "two")]
+    for run in runs:  # the committed Xeon run's records, twice
+        shutil.copytree(root / "cpu2-xeon-amx" / "attribution-quick", run,
+                        ignore=shutil.ignore_patterns("*.png", "*.svg", "*.html", "tensorboard"))
+    assert main(["agree", *map(str, runs)]) == 0
+    assert "agree on every verdict" in capsys.readouterr().out
+    speed = json.loads((runs[1] / "speed.json").read_text())
+    speed.pop("record_sha256")
+    xla = next(key for key in speed["windows"] if "xla=True" in key)
+    for window in speed["windows"][xla].values():  # XLA now as fast as data parallel x2 in every round: no longer slower
+        window["users_per_s_median"] *= 2.0
+    write_json(runs[1] / "speed.json", speed)
+    assert main(["agree", *map(str, runs)]) == 1
+    assert "XLA against data parallel x2, speed: slower in the first run" in capsys.readouterr().out
