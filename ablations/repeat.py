@@ -6,9 +6,11 @@ and each other step of a leave-one-out) of different speed configurations whose 
 round pairs them), until the pair separates or has ``Budget.max_windows`` windows. After the
 budget's seeds, each such pair of different computations whose time-to-target verdict is not
 distinguishable gets another seed, on the side with fewer (both when equal), until it separates
-or has ``Budget.max_quality_seeds``. All of it stops once it has taken ``Budget.repeat_s``
-seconds: a round or a seed starts only when its expected time (the latest one's, or an estimate
-from the measured speed) still fits, which bounds the run's length.
+or has ``Budget.max_quality_seeds`` (not when the speed factor's interval is the wider part of its
+time-to-target ratio's: seeds cannot separate that). All of it stops once it has taken ``Budget.repeat_s``
+seconds: a round or a seed starts only when its expected time still fits (estimated from the
+measured speed, or the curve's first seed, then scaled by how the latest extra one compared with
+its estimate), which bounds the run's length.
 
 ``repeat.json`` (this module's record) lists every extra round and seed with its seconds, and for
 each pair that was undecided why repetition stopped: "separated", "cap" (windows or seeds),
@@ -80,7 +82,7 @@ def more_windows(steps: list[Step], mode: str, record: dict[str, Any], run_dir: 
             todo.update({a.speed_key: a, b.speed_key: b})
         if not todo:
             break
-        expected = scale * sum(_window_s(record, s, budget) for s in todo.values())
+        expected = scale * sum(_window_s(record, s) for s in todo.values())
         if state["spent_s"] + expected > budget.repeat_s:
             for name, said in state["speed"].items():
                 if said.startswith("undecided"):
@@ -100,7 +102,7 @@ def more_windows(steps: list[Step], mode: str, record: dict[str, Any], run_dir: 
     return record
 
 
-def _window_s(record: dict[str, Any], step: Step, budget: Budget) -> float:
+def _window_s(record: dict[str, Any], step: Step) -> float:
     """Expected seconds of one more window of ``step``: its warm-up and timed steps at its measured rate, and
     the start-up; a data-parallel world costs about five single-process windows (its launcher, N processes)."""
     rate = verdicts.speed_estimate(record, step.speed_key)
@@ -113,7 +115,7 @@ def more_seeds(steps: list[Step], mode: str, run_dir: Path, budget: Budget, data
     from ablations.report import derive, load_run
 
     state = _load(run_dir, budget)
-    latest: float | None = None
+    scale = 1.0  # actual / estimated seconds of the latest extra seed
     while not state.get("seeds_done"):
         rows = {r["slug"]: r for r in derive(load_run(run_dir))["rows"]}
         curves = {slug: run_dir / "quality" / f"{(r['quality_from'] or slug)}.json" for slug, r in rows.items()
@@ -128,6 +130,9 @@ def more_seeds(steps: list[Step], mode: str, run_dir: Path, budget: Budget, data
                 if name in state["time"]:
                     state["time"][name] = f"separated with {rows[a.slug]['seeds']} and {rows[b.slug]['seeds']} seeds"
                 continue
+            if c["ttt"] is not None and c["needs"].se < c["has"].se:
+                state["time"][name] = "undecided: the speed's interval is the wider, more seeds would not separate it"
+                continue
             fewer = min(rows[a.slug]["seeds"], rows[b.slug]["seeds"])
             if fewer >= budget.max_quality_seeds:
                 state["time"][name] = f"cap: {rows[a.slug]['seeds']} and {rows[b.slug]['seeds']} seeds"
@@ -137,16 +142,17 @@ def more_seeds(steps: list[Step], mode: str, run_dir: Path, budget: Budget, data
         if not todo:
             break
         path, name = next(iter(todo.items()))
-        expected = latest if latest is not None else _curve_s(path)
+        expected = scale * _curve_s(path)
         if state["spent_s"] + expected > budget.repeat_s:
             for key, said in state["time"].items():
                 if said.startswith("undecided"):
                     state["time"][key] = said.replace("undecided", "time: undecided")
             break
         log(f"quality: {name}, one more seed (its time to target is not yet distinguishable from a neighbour's)")
-        latest = quality.add_seed(path, data_dir)
-        state["spent_s"] += latest
-        state["seeds"].append({"curve": path.stem, "seconds": latest})
+        took = quality.add_seed(path, data_dir)
+        scale = took / (expected / scale)
+        state["spent_s"] += took
+        state["seeds"].append({"curve": path.stem, "seconds": took})
         write_record(run_dir / "repeat.json", state)
     state["seeds_done"] = True
     write_record(run_dir / "repeat.json", state)
