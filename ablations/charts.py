@@ -23,7 +23,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator  # noqa: E402
 
 from ablations.ladder import BUDGETS  # noqa: E402
 from ablations.quality import NOISE_SIGMAS  # noqa: E402
-from ablations.verdicts import LEVEL  # noqa: E402
+from ablations.verdicts import LEVEL, seconds  # noqa: E402
 
 ML20M_ITEMS = BUDGETS["full"].speed_items
 
@@ -173,8 +173,7 @@ def _time_to_target(derived: dict[str, Any]) -> plt.Figure:
             known = interval is not None and interval.known
             err = [[ttt - interval.lo], [interval.hi - ttt]] if known else None
             ax.barh(i, ttt, color=FLAGGED if r["flagged"] else OK, xerr=err, capsize=3)
-            text = f" {ttt:.0f} s ({interval.lo:.0f}-{interval.hi:.0f})" if known else f" {ttt:.0f} s (no interval)"
-            ax.text(interval.hi if known else ttt, i, text, va="center", fontsize=8)
+            ax.text(interval.hi if known else ttt, i, " " + seconds(ttt, interval), va="center", fontsize=8)
             right = max(right, interval.hi if known else ttt)
     ax.set_yticks(range(len(rows)), [r["name"] for r in rows], fontsize=8)
     ax.invert_yaxis()

@@ -85,7 +85,7 @@ def _verdicts(d: dict[str, Any]) -> str:
                        f"{-r['ndcg_vs_first']:.4f}: more than {NOISE_SIGMAS:g} seed deviations</span>")
         else:
             quality = f"NDCG@100 at T {r['ndcg_at_budget']:.4f} ({r['ndcg_vs_first']:+.4f}, within noise or above)"
-        ttt = (f"target reached at {verdicts.cell(r['time_to_target_s'], r['time_to_target_interval'], 0, ' s')}"
+        ttt = (f"target reached at {verdicts.seconds(r['time_to_target_s'], r['time_to_target_interval'])}"
                if r["time_to_target_s"] is not None else f"target not reached within T = {d['budget_s']:.0f} s")
         said = "".join(f"<br>{_e(verdicts.sentence(c))}" for row, c in verdicts.comparisons(d) if row is r)
         items.append(f"<li><b>{_e(r['name'])}</b>: {factor}{spread}; {quality}; {ttt}.{said}</li>")

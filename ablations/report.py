@@ -138,7 +138,7 @@ def to_markdown(derived: dict[str, Any]) -> str:
             verdicts.cell(r["step_factor"], r["vs_previous"]["has"] if r["vs_previous"] else None) + " | " + \
             verdicts.cell(r["total_factor"], total)
         flag = " ⚠" if r["flagged"] else ""
-        ttt = verdicts.cell(r["time_to_target_s"], r["time_to_target_interval"], 0, " s") \
+        ttt = verdicts.seconds(r["time_to_target_s"], r["time_to_target_interval"]) \
             if r["time_to_target_s"] is not None else "not reached"
         caveats = ["speed not distinguishable from the step it is compared with"] if r["within_spread"] else []
         if r["curve_ends_early"]:

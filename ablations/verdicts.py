@@ -329,6 +329,11 @@ def cell(value: float, estimate: Estimate | None, digits: int = 2, unit: str = "
            f"{f.format(value * estimate.hi / estimate.value)})"
 
 
+def seconds(value: float, estimate: Estimate | None) -> str:
+    """A time to target as a cell: whole seconds, tenths under 10 s (a smoke run's T is a few seconds)."""
+    return cell(value, estimate or Estimate(value, 0.0, 0.0), 0 if value >= 10 else 1, " s")
+
+
 CSV_COLUMNS = ("seeds", "users_per_s_lo", "users_per_s_hi", "time_to_target_lo", "time_to_target_hi",
                *(f"{what}_vs_{than}" for than in ("previous", "first")
                  for what in ("speed", "has", "has_lo", "has_hi", "needs", "needs_lo", "needs_hi", "time")))
@@ -414,7 +419,7 @@ def markdown(derived: dict[str, Any]) -> str:
         if row["status"] != "done":
             continue
         rate = cell(row["users_per_s"], row["users_per_s_interval"], 0)
-        ttt = cell(row["time_to_target_s"], row["time_to_target_interval"], 0, " s") \
+        ttt = seconds(row["time_to_target_s"], row["time_to_target_interval"]) \
             if row["time_to_target_s"] is not None else f"not reached within T = {derived['budget_s']:.0f} s"
         said = [sentence(c) for r, c in comparisons(derived) if r is row]
         out += [f"<!-- part: {row['slug']} -->",

@@ -70,9 +70,9 @@ def test_pairs_are_the_comparisons_the_report_states(mode) -> None:
     assert names == [("a", "c")]
 
 
-def test_undecided_times_to_target_get_seeds_on_the_side_with_fewer_until_they_separate(tmp_path, monkeypatch) -> None:
-    from ablations import quality
-    from tests.ablations.test_report import STEPS as RUN_STEPS
+def write_seeded_run(tmp_path) -> None:
+    """test_report's run, each curve with 2 seeds: the larger batch's time to target is not distinguishable
+    from sparse input's (has 2.00x exactly: its windows move with the baseline's)."""
     from tests.ablations.test_report import curve, write_run
     from vaecf.io import write_json
 
@@ -83,6 +83,14 @@ def test_undecided_times_to_target_get_seeds_on_the_side_with_fewer_until_they_s
         path = tmp_path / "quality" / f"{name}.json"
         record = {**json.loads(path.read_text()), **curve(first, 4)}
         write_json(path, {**record, "more_seeds": [{"seed": 1, "curve": curve(second, 4)["curve"]}]})
+
+
+def test_undecided_times_to_target_get_seeds_on_the_side_with_fewer_until_they_separate(tmp_path, monkeypatch) -> None:
+    from ablations import quality
+    from tests.ablations.test_report import STEPS as RUN_STEPS
+    from vaecf.io import write_json
+
+    write_seeded_run(tmp_path)
     added = []
 
     def add_seed(path, data):  # a third seed as the first: deterministic, so the verdict is worked by hand
@@ -100,3 +108,20 @@ def test_undecided_times_to_target_get_seeds_on_the_side_with_fewer_until_they_s
     assert added == ["00-baseline", "02-larger-batch"]
     assert state["time"] == {"02-larger-batch vs 01-sparse-input": "separated with 3 and 3 seeds"}
     assert state["spent_s"] == 10.0 and state["seeds_done"]
+
+
+def test_no_seed_is_added_where_the_speed_makes_the_time_verdict_undecided(tmp_path, monkeypatch) -> None:
+    from ablations import quality
+    from tests.ablations.test_report import STEPS as RUN_STEPS
+    from vaecf.io import write_json
+
+    write_seeded_run(tmp_path)
+    record = json.loads((tmp_path / "speed.json").read_text())
+    for r, noise in zip("012", (1.0, 1.6, 0.7)):  # the larger batch's windows far apart
+        record["windows"][RUN_STEPS[2].speed_key][r]["users_per_s_median"] *= noise
+    write_json(tmp_path / "speed.json", record)
+    monkeypatch.setattr(quality, "add_seed", lambda *a: pytest.fail("a seed cannot narrow the speed's interval"))
+    repeat.more_seeds([s for s in RUN_STEPS if s.skip is None], "ladder", tmp_path, BUDGET, tmp_path, lambda _: None)
+    state = json.loads((tmp_path / "repeat.json").read_text())
+    assert state["time"] == {"02-larger-batch vs 01-sparse-input":
+                             "undecided: the speed's interval is the wider, more seeds would not separate it"}
