@@ -126,7 +126,7 @@ def to_csv(derived: dict[str, Any]) -> str:
 def to_markdown(derived: dict[str, Any]) -> str:
     loo = derived["mode"] == "leave-one-out"
     factor = "fastest / this" if loo else "step x | total x"
-    lines = [f"| step | users/s (windows) | ML-20M epoch | {factor} | MFU | peak memory | batch | "
+    lines = [f"| step | users/s (95%) | ML-20M epoch | {factor} | MFU | peak memory | batch | "
              f"NDCG@100 at T | vs {'fastest' if loo else 'baseline'} | time to target | notes |",
              "|---|---|---|---|---|---|---|---|---|---|---|" + ("" if loo else "---|")]
     for r in derived["rows"]:
@@ -148,7 +148,8 @@ def to_markdown(derived: dict[str, Any]) -> str:
         rss = f"{r['peak_rss_bytes'] / 2**30:.1f} GiB" if r["peak_rss_bytes"] else "-"
         if r["device_peak_bytes"]:
             rss += f", GPU {r['device_peak_bytes'] / 2**30:.1f} GiB"
-        lines.append(f"| {r['name']} | {r['users_per_s']:.0f} ({r['window_min']:.0f}-{r['window_max']:.0f}) "
+        rate = verdicts.cell(r["users_per_s"], r["users_per_s_interval"] or verdicts.Estimate(1.0, 0.0, 0.0), 0)
+        lines.append(f"| {r['name']} | {rate} "
                      f"| {r['ml20m_epoch_s']:.0f} s | {factors} | {_maybe(r['mfu'])} | {rss} | {r['global_batch']:,} "
                      f"| {r['ndcg_at_budget']:.4f}{flag} | {r['ndcg_vs_first']:+.4f} | {ttt} | {notes} |")
     b = derived["baselines"]
@@ -159,7 +160,10 @@ def to_markdown(derived: dict[str, Any]) -> str:
               + "; " + ", ".join(f"{k} {v:.4f}" for k, v in b.items()) + " (validation NDCG@100).",
               "⚠: below the first step at T by more than "
               f"{NOISE_SIGMAS:g} seed deviations. Times are updates x the step's seconds per update "
-              f"measured at {derived['speed_items']:,} items.", "", *verdicts.table(derived)]
+              f"measured at {derived['speed_items']:,} items; time to target where the seed-mean curve crosses "
+              "the target. In brackets: 95% intervals (users/s over its timing windows, factors over the rounds "
+              "both steps were timed in, times from the seeds and the windows; ablations/verdicts.py).", "",
+              *verdicts.table(derived)]
     return "\n".join(lines) + "\n"
 
 
