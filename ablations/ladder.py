@@ -98,10 +98,12 @@ BUDGETS = {
     # ML-20M's 116,677 (21%): the same few updates per epoch as the published recipe.
     "quick": Budget("quick", quality_dataset="synthetic:small,items=2000,mean_items=40",
                     max_batch_fraction=0.21, target_fraction=0.95, time_factor=1.5),
-    # A minute's check that every step runs (tests, a new machine, the GPU check): not a measurement.
+    # A minute's check that every step runs (tests, a new machine, the GPU check): not a measurement (one
+    # seed per curve, so no interval on time to target).
     "smoke": Budget("smoke", quality_dataset="synthetic:tiny", max_batch_fraction=0.5, target_fraction=0.9,
                     time_factor=1.5, evaluations=5, calibration_updates=60, warmup_steps=1, window_steps=1,
-                    speed_items=2_000, max_windows=4, repeat_s=30.0),
+                    speed_items=2_000, quality_seeds=1, max_windows=4, max_quality_seeds=1,
+                    repeat_s=15.0),
     # The real thing: ML-20M (116,677 training users), batches as published, 200 epochs' horizon.
     "full": Budget("full", quality_dataset="ml-20m", max_batch_fraction=1.0, target_fraction=0.95,
                    time_factor=1.5, calibration_updates=46_600, evaluations=40),

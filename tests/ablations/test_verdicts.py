@@ -168,7 +168,7 @@ set = { batch_size = 200, lr = 1e-6 }
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_a_run_and_a_remeasurement_agree_on_every_verdict_either_calls_a_difference(tmp_path) -> None:
+def test_a_run_and_a_remeasurement_agree_on_every_verdict_either_calls_a_difference(tmp_path, monkeypatch) -> None:
     """The mechanism, on smoke data: a run, then its speed measured again from nothing (what differs between two
     runs on one machine: the curves of fixed seeds are the same), on verdicts far from their boundary (the
     smoke budget's windows are short and noisy). About 3 minutes on 2 cores, where a second full run is 5."""
@@ -178,6 +178,8 @@ def test_a_run_and_a_remeasurement_agree_on_every_verdict_either_calls_a_differe
     from ablations.ladder import BUDGETS, Hardware
     from ablations.report import derive, load_run
 
+    smoke = dataclasses.replace(BUDGETS["smoke"], quality_seeds=2, max_quality_seeds=3, repeat_s=30.0)
+    monkeypatch.setitem(BUDGETS, "smoke", smoke)  # the quick budget's seeds: the smoke budget trains one
     (tmp_path / "agree.toml").write_text(AGREE)
     first = runner.run_ladder(str(tmp_path / "agree.toml"), "smoke", results=tmp_path / "results",
                               data_cache=tmp_path / "data", out=tmp_path / "run1",
@@ -188,8 +190,8 @@ def test_a_run_and_a_remeasurement_agree_on_every_verdict_either_calls_a_differe
         (second / name).unlink()
     steps = [Step(s["index"], s["name"], s["change"], TrainConfig(**s["train"]), skip=s["skip"])
              for s in load_run(first)["run"]["steps"]]
-    record = speed.time_windows(steps, second, BUDGETS["smoke"], tmp_path / "data", lambda _: None)
-    repeat.more_windows(steps, "ladder", record, second, BUDGETS["smoke"], tmp_path / "data", lambda _: None)
+    record = speed.time_windows(steps, second, smoke, tmp_path / "data", lambda _: None)
+    repeat.more_windows(steps, "ladder", record, second, smoke, tmp_path / "data", lambda _: None)
     runs = [derive(load_run(run)) for run in (first, second)]
     assert verdicts.disagreements(*runs) == []
     for derived in runs:  # each measured both differences, from 2 seeds and >= 3 windows
