@@ -4,6 +4,7 @@
     python -m ablations calibrate [--budget quick]
     python -m ablations plot results/<machine>/<run-id> [...]
     python -m ablations report results/<machine>/<run-id> [--out FILE.html]   # the run in one HTML file
+    python -m ablations agree RUN RUN                   # do two runs agree on every measured difference?
     python -m ablations list
     python -m ablations docs                            # refresh the README's and docs' tables
     python -m ablations rates [RUN]                     # probe this machine's rates (the cost model's inputs)
@@ -53,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
                                            "records (no training)")
     report.add_argument("run", type=Path, help="run folder")
     report.add_argument("--out", type=Path, help="the HTML page (default RUN/report.html)")
+    agree = sub.add_parser("agree", help="compare two runs' verdicts: exit 1 when they differ on one that either "
+                                         "calls a measured difference")
+    agree.add_argument("runs", type=Path, nargs=2, help="two run folders of the same ladder")
     sub.add_parser("list", help="list the ladders")
     sub.add_parser("docs", help="refresh the tables that README.md and docs/ copy from records")
     rates = sub.add_parser("rates", help="probe this machine's rates at a run's step shapes (rates.json)")
@@ -73,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                      "finished measurements are kept and the same command resumes")
 
 
-def _command(args: argparse.Namespace) -> None:
+def _command(args: argparse.Namespace) -> int | None:
     """Run the parsed command; what goes wrong becomes an exit code in ``main`` (``vaecf.errors.exit_code``)."""
     if args.command == "run":
         from ablations.runner import run_ladder, say
@@ -110,6 +114,16 @@ def _command(args: argparse.Namespace) -> None:
         page = args.out or args.run / "report.html"
         write_report(args.run, page)
         print(f"report: {page}")
+    elif args.command == "agree":
+        from ablations.report import derive, load_run
+        from ablations.verdicts import disagreements
+
+        for run_dir in args.runs:
+            if not (run_dir / "run.json").is_file():
+                raise VaecfError(f"{run_dir}: not a ladder run folder (no run.json)")
+        differ = disagreements(*(derive(load_run(run_dir)) for run_dir in args.runs))
+        print("\n".join(differ) or "the two runs agree on every verdict either calls a measured difference")
+        return 1 if differ else 0
     elif args.command in ("rates", "project", "heldout"):
         from ablations.project import command
 
@@ -122,6 +136,7 @@ def _command(args: argparse.Namespace) -> None:
     else:
         for path in sorted(LADDERS.glob("*.toml")):
             print(f"{path.stem:16s} {Ladder.load(path).description}")
+    return None
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """Charts for a report, drawn from ``report.derive`` alone.
 
-``ladder``: speed-up per step (log scale, window spread as error bars) beside the talk's
+``ladder``: speed-up per step (log scale, its interval over the timing windows as error bars) beside the talk's
 published ladder on the same axis, every substitution or cap written under its bar; below,
 each step's validation NDCG@100 after the same time T, with the seed-noise band, the target
 and the popularity, EASE and oracle levels. ``quality_vs_time``: the "plot twist" chart,
-NDCG@100 against training time per step. ``time_to_target``: seconds to the target per step,
-"not reached within T" drawn as such. SVGs are byte-stable (fixed hash salt, no date).
+NDCG@100 against training time per step (the seed-mean curve, the seeds' range as a band).
+``time_to_target``: seconds to the target per step with its interval (seeds and windows), "not
+reached within T" drawn as such. SVGs are byte-stable (fixed hash salt, no date).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator  # noqa: E402
 
 from ablations.ladder import BUDGETS  # noqa: E402
 from ablations.quality import NOISE_SIGMAS  # noqa: E402
+from ablations.verdicts import LEVEL, seconds  # noqa: E402
 
 ML20M_ITEMS = BUDGETS["full"].speed_items
 
@@ -74,8 +76,8 @@ def _ladder(derived: dict[str, Any]) -> plt.Figure:
         if r["status"] != "done":
             speed.bar(i, top, bottom=bottom * 0.6, color="none", edgecolor=SKIPPED, hatch="//")
             continue
-        base = done[0]["users_per_s"]
-        err = [[r["total_factor"] - r["window_min"] / base], [r["window_max"] / base - r["total_factor"]]]
+        total = r["vs_first"]["has"] if r["vs_first"] else None
+        err = [[r["total_factor"] - total.lo], [total.hi - r["total_factor"]]] if total and total.known else None
         speed.bar(i, r["total_factor"], color=FLAGGED if r["flagged"] else OK, yerr=err, capsize=3)
         text = f"{r['first_over_this']:.2f}x" if loo else f"{r['total_factor']:.2f}x\n(step {r['step_factor']:.2f}x)"
         speed.text(i, r["total_factor"] * 1.08, text, ha="center", va="bottom", fontsize=8)
@@ -91,7 +93,7 @@ def _ladder(derived: dict[str, Any]) -> plt.Figure:
     _log_axis(speed)
     speed.set_ylim(bottom * 0.5, top * 8)
     speed.axhline(1.0, color="black", lw=0.6)
-    speed.set_ylabel("users/s relative to the first step\n(error bars: spread of the timing windows)")
+    speed.set_ylabel(f"users/s relative to the first step\n(error bars: {LEVEL:.0%} interval, timing windows)")
     title = "Leave-one-out from the fastest configuration" if loo else "Speed-up ladder"
     speed.set_title(f"{title}: '{derived['ladder']}'\n{_subtitle(derived)}", fontsize=9)
 
@@ -131,8 +133,12 @@ def _quality_vs_time(derived: dict[str, Any]) -> plt.Figure:
     for k, r in enumerate(done):
         style = "--" if r["quality_from"] else "-"
         label = r["name"] + (" ⚠ below at T" if r["flagged"] else "") + (" (shared curve)" if r["quality_from"] else "")
+        label += f", {r['seeds']} seeds (band: their range)" if r["seeds"] > 1 else ", 1 seed"
         ax.plot([p["t"] for p in r["curve"]], [p["ndcg"] for p in r["curve"]], style, color=colors(k % 10),
                 lw=1.6, marker="." if len(r["curve"]) < 40 else None, label=label)
+        if r["seeds"] > 1:
+            ax.fill_between([p["t"] for p in r["curve"]], [p["ndcg_lo"] for p in r["curve"]],
+                            [p["ndcg_hi"] for p in r["curve"]], color=colors(k % 10), alpha=0.12, lw=0)
         if r["time_to_target_s"] is not None:
             ax.plot(r["time_to_target_s"], derived["target"], "o", color=colors(k % 10), ms=6)
     ax.axhline(derived["target"], color="black", ls="--", lw=1, label=f"target {derived['target']:.3f}")
@@ -154,6 +160,7 @@ def _time_to_target(derived: dict[str, Any]) -> plt.Figure:
     rows = derived["rows"]
     fig, ax = plt.subplots(figsize=(9, 0.55 * len(rows) + 2.0), constrained_layout=True)
     budget = derived["budget_s"]
+    right = budget
     for i, r in enumerate(rows):
         if r["status"] != "done":
             ax.text(0, i, f"  skipped: {r['skip']}", va="center", fontsize=8, color="#555555")
@@ -162,16 +169,21 @@ def _time_to_target(derived: dict[str, Any]) -> plt.Figure:
             ax.text(budget * 0.02, i, f"not reached within T = {budget:.0f} s (NDCG {r['ndcg_at_budget']:.3f})",
                     va="center", fontsize=8, color=FLAGGED, bbox={"facecolor": "white", "edgecolor": "none"})
         else:
-            ax.barh(i, r["time_to_target_s"], color=FLAGGED if r["flagged"] else OK)
-            ax.text(r["time_to_target_s"], i, f" {r['time_to_target_s']:.0f} s", va="center", fontsize=8)
+            ttt, interval = r["time_to_target_s"], r["time_to_target_interval"]
+            known = interval is not None and interval.known
+            err = [[ttt - interval.lo], [interval.hi - ttt]] if known else None
+            ax.barh(i, ttt, color=FLAGGED if r["flagged"] else OK, xerr=err, capsize=3)
+            ax.text(interval.hi if known else ttt, i, " " + seconds(ttt, interval), va="center", fontsize=8)
+            right = max(right, interval.hi if known else ttt)
     ax.set_yticks(range(len(rows)), [r["name"] for r in rows], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlim(0, budget * 1.15)
+    ax.set_xlim(0, right * 1.25)
     ax.axvline(budget, color="black", lw=0.8)
     # Right-aligned at T, inside the axes: at the line's right the label ran off the figure.
     ax.text(budget, -0.55, f"T = {budget:.0f} s (every step's time) ", fontsize=8, va="bottom", ha="right")
     ax.set_xlabel(f"training seconds until validation NDCG@100 >= {derived['target']:.3f} "
-                  f"({derived['target'] / derived['converged']:.0%} of the calibrated converged value)")
+                  f"({derived['target'] / derived['converged']:.0%} of the calibrated converged value)\n"
+                  f"error bars: {LEVEL:.0%} interval (the seeds' spread and the timing windows')")
     ax.set_title(f"Time to target: '{derived['ladder']}'\n{_subtitle(derived)}", fontsize=9)
     return fig
 

@@ -7,7 +7,10 @@ A page marks each such table with the file it copies::
     <!-- end include -->
 
 so a number on a page is never typed by hand, and ``tests/test_docs.py`` fails when a page and
-its records disagree.
+its records disagree. A sentence about a run comes from its record the same way: the report
+writes ``verdicts.md`` in parts (``<!-- part: SLUG -->`` ... ``<!-- end part -->``, one per
+step), and ``<!-- include: results/<machine>/<run>/verdicts.md#SLUG -->`` copies one part, so a
+rerun that flips a verdict changes the sentence on the page.
 """
 
 from __future__ import annotations
@@ -31,10 +34,17 @@ def pages(root: Path = ROOT) -> list[Path]:
 def render(page: Path, root: Path = ROOT) -> str:
     """The page's text with every include block replaced by its file's current text."""
     def fill(match: re.Match[str]) -> str:
-        source = root / match["path"]
+        path, _, part = match["path"].partition("#")
+        source = root / path
         if not source.is_file():
-            raise VaecfError(f"{page}: includes {match['path']}, which does not exist")
-        return match.group(1) + source.read_text() + match.group(4)
+            raise VaecfError(f"{page}: includes {path}, which does not exist")
+        text = source.read_text()
+        if part:
+            found = re.search(rf"<!-- part: {re.escape(part)} -->\n(.*?)<!-- end part -->", text, re.S)
+            if found is None:
+                raise VaecfError(f"{page}: includes part {part!r} of {path}, which has no such part")
+            text = found.group(1)
+        return match.group(1) + text + match.group(4)
 
     return _BLOCK.sub(fill, page.read_text())
 

@@ -80,6 +80,16 @@ class Budget:
     window_steps: int = 2
     speed_items: int = ML20M.items
     """ML-20M's catalogue after the protocol: speed is always measured at this width."""
+    quality_seeds: int = 2
+    """Seeds of every distinct configuration's quality curve: their spread is time to target's interval."""
+    max_windows: int = 6
+    """Adaptive repetition (``ablations.repeat``): adjacent steps whose speed is not distinguishable get
+    more rounds, up to this many windows each."""
+    max_quality_seeds: int = 3
+    """... and those whose time to target is not distinguishable more seeds, up to this many."""
+    repeat_s: float = 60.0
+    """The extra rounds and seeds stop when the next would take them past this many seconds in all: with
+    the second seed of every curve, what keeps the quick ladder within 20 minutes on 2 cores."""
 
 
 BUDGETS = {
@@ -89,10 +99,12 @@ BUDGETS = {
     # ML-20M's 116,677 (21%): the same few updates per epoch as the published recipe.
     "quick": Budget("quick", quality_dataset="synthetic:small,items=2000,mean_items=40",
                     max_batch_fraction=0.21, target_fraction=0.95, time_factor=1.5),
-    # A minute's check that every step runs (tests, a new machine, the GPU check): not a measurement.
+    # A minute's check that every step runs (tests, a new machine, the GPU check): not a measurement (one
+    # seed per curve, so no interval on time to target).
     "smoke": Budget("smoke", quality_dataset="synthetic:tiny", max_batch_fraction=0.5, target_fraction=0.9,
                     time_factor=1.5, evaluations=5, calibration_updates=60, warmup_steps=1, window_steps=1,
-                    speed_items=2_000),
+                    speed_items=2_000, quality_seeds=1, max_windows=4, max_quality_seeds=1,
+                    repeat_s=15.0),
     # The real thing: ML-20M (116,677 training users), batches as published, 200 epochs' horizon.
     "full": Budget("full", quality_dataset="ml-20m", max_batch_fraction=1.0, target_fraction=0.95,
                    time_factor=1.5, calibration_updates=46_600, evaluations=40),

@@ -15,6 +15,7 @@ import html
 from pathlib import Path
 from typing import Any
 
+from ablations import verdicts
 from ablations.ladder import BUDGETS
 from ablations.quality import NOISE_SIGMAS
 
@@ -68,7 +69,8 @@ def _summary(d: dict[str, Any]) -> str:
 
 
 def _verdicts(d: dict[str, Any]) -> str:
-    """One sentence per step: its speed factor and whether it is real, its quality at T, its time to target."""
+    """One sentence per step: its speed factor and whether it is real, its quality at T, its time to target;
+    then its verdicts against the step before and the first (``ablations.verdicts``)."""
     loo = d["mode"] == "leave-one-out"
     items = []
     for r in d["rows"]:
@@ -77,15 +79,16 @@ def _verdicts(d: dict[str, Any]) -> str:
             continue
         factor = (f"the fastest configuration is {r['first_over_this']:.2f}x this one" if loo
                   else f"{r['step_factor']:.2f}x the step before, {r['total_factor']:.2f}x the first")
-        spread = " (within the timing windows' spread: not a measured difference)" if r["within_spread"] else ""
+        spread = " (not distinguishable: not a measured difference)" if r["within_spread"] else ""
         if r["flagged"]:
             quality = (f'<span class="flag">NDCG@100 at T {r["ndcg_at_budget"]:.4f}, below the first step by '
                        f"{-r['ndcg_vs_first']:.4f}: more than {NOISE_SIGMAS:g} seed deviations</span>")
         else:
             quality = f"NDCG@100 at T {r['ndcg_at_budget']:.4f} ({r['ndcg_vs_first']:+.4f}, within noise or above)"
-        ttt = (f"target reached at {r['time_to_target_s']:.0f} s" if r["time_to_target_s"] is not None
-               else f"target not reached within T = {d['budget_s']:.0f} s")
-        items.append(f"<li><b>{_e(r['name'])}</b>: {factor}{spread}; {quality}; {ttt}.</li>")
+        ttt = (f"target reached at {verdicts.seconds(r['time_to_target_s'], r['time_to_target_interval'])}"
+               if r["time_to_target_s"] is not None else f"target not reached within T = {d['budget_s']:.0f} s")
+        said = "".join(f"<br>{_e(verdicts.sentence(c))}" for row, c in verdicts.comparisons(d) if row is r)
+        items.append(f"<li><b>{_e(r['name'])}</b>: {factor}{spread}; {quality}; {ttt}.{said}</li>")
     return "<ul>" + "\n".join(items) + "</ul>"
 
 
@@ -123,18 +126,20 @@ def _reproduce(run_dir: Path, run: dict[str, Any]) -> str:
 
 
 def markdown_table(markdown: str) -> str:
-    """A Markdown pipe table (and the paragraphs after it) as HTML: the table the README shows, in the page."""
-    lines = markdown.strip().splitlines()
-    rows = [ln for ln in lines if ln.startswith("|") and not set(ln) <= set("|-")]
-    rest = [ln for ln in lines if ln and not ln.startswith("|")]
-
+    """Markdown pipe tables and the paragraphs between them as HTML: the tables the README shows, in the page."""
     def cells(line: str) -> list[str]:
         return [c.strip() for c in line.strip().strip("|").split("|")]
 
-    head = "".join(f"<th>{_e(c)}</th>" for c in cells(rows[0]))
-    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells(r)) + "</tr>\n" for r in rows[1:])
-    return f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>" + \
-        "".join(f"<p>{_e(p)}</p>" for p in rest)
+    out = []
+    for block in markdown.strip().split("\n\n"):
+        lines = block.strip().splitlines()
+        rows = [ln for ln in lines if ln.startswith("|") and not set(ln) <= set("|-")]
+        if rows:
+            head = "".join(f"<th>{_e(c)}</th>" for c in cells(rows[0]))
+            body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells(r)) + "</tr>\n" for r in rows[1:])
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>")
+        out += [f"<p>{_e(ln)}</p>" for ln in lines if ln and not ln.startswith("|")]
+    return "".join(out)
 
 
 def _e(text: str) -> str:

@@ -18,13 +18,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ablations.jobs import run_job
+from ablations.jobs import REDO, run_job
 from vaecf.config import ModelConfig, TrainConfig
 from vaecf.data.split import Split
 from vaecf.errors import VaecfError
@@ -44,6 +45,28 @@ def train_curve(data: Path, train: TrainConfig, updates: int, every: int, work: 
     """Train ``train`` for ``updates`` on the split in ``data`` in a child (or a world); its curve."""
     job = {"data": str(data), "train": dataclasses.asdict(train), "updates": updates, "every": every}
     return run_job("ablations.quality", job, work, train.workers, train.engine, log, "training for quality")
+
+
+def seeds_in(record: dict[str, Any]) -> int:
+    """Seeds a curve record holds: its ``curve`` (the configuration's own seed), then ``more_seeds``."""
+    return 1 + len(record.get("more_seeds", []))
+
+
+def add_seed(path: Path, data: Path) -> float:
+    """Train the curve recorded at ``path`` once more with the next seed (its seed + the seeds it holds),
+    for the same updates and validations, and add it to the record; the seconds it took.
+
+    Replicates of one configuration give the seed spread of its time to target (``ablations.verdicts``).
+    """
+    start = time.monotonic()
+    record = read_record(path, REDO)
+    train = TrainConfig(**record["train"])
+    train = train.with_overrides(seed=train.seed + seeds_in(record))
+    result = train_curve(data, train, record["updates"], record["every"], path.parent / f".{path.stem}-{train.seed}",
+                         path.with_suffix(".log"))
+    record.setdefault("more_seeds", []).append({"seed": train.seed, "curve": result["curve"]})
+    write_record(path, record)
+    return time.monotonic() - start
 
 
 def child_main(job_path: Path, out_path: Path) -> None:

@@ -5,11 +5,14 @@ factor* is over the previous step that ran, its *total factor* over the first st
 leave-one-out run the first step is the fastest configuration, and the factor that matters is
 first / this: what the reverted switch was worth there).
 
-Quality: a step's validation NDCG@100 is read on its own time axis, updates x its measured
-seconds per update. Every step had the same time T; "at T" is the last validation within T.
-Time to target is the first validation at or above the target within T, or "not reached". A
-step is flagged when, at T, it is below the first step by more than twice the calibration's
-seed noise: a loss a reader can tell from noise.
+Quality: a step's validation NDCG@100 (the mean of its seeds' curves) is read on its own time
+axis, updates x its measured seconds per update. Every step had the same time T; "at T" is the
+last validation within T. Time to target is where that curve crosses the target within T
+(interpolated between validations), or "not reached". A step is flagged when, at T, it is below
+the first step by more than twice the calibration's seed noise: a loss a reader can tell from noise.
+
+Intervals, break-even ratios and the verdicts (faster / slower / not distinguishable; sooner /
+later) come from ``ablations.verdicts``; ``verdicts.md`` holds them as sentences for the README.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+from ablations import verdicts
 from ablations.jobs import REDO
 from ablations.ladder import Step
 from ablations.quality import NOISE_SIGMAS
@@ -42,7 +46,9 @@ def load_run(run_dir: Path) -> dict[str, Any]:
         if step.get("skip") is None and step.get("slug") not in curves:
             raise DataError(f"{run_dir / 'quality'}: no quality record holds step {step.get('slug')!r}; "
                             "run the ladder again with the same command: what is missing is trained again")
+    repeat = run_dir / "repeat.json"  # runs made before adaptive repetition have none
     return {"run": run, "speed": read_record(run_dir / "speed.json", REDO), "curves": curves,
+            "repeat": read_record(repeat, REDO) if repeat.is_file() else None,
             "calibration": read_record((run_dir / run["calibration"]).resolve(), REDO)}
 
 
@@ -69,30 +75,33 @@ def derive(records: dict[str, Any]) -> dict[str, Any]:
             row["step_factor"] = row["users_per_s"] / previous["users_per_s"] if previous else 1.0
             row["total_factor"] = row["users_per_s"] / first["users_per_s"]
             row["first_over_this"] = first["users_per_s"] / row["users_per_s"]
-            # The factor that matters (over the step before, or over the first in a leave-one-out)
-            # is within noise when the two steps' window ranges overlap.
-            compared = first if run["ladder"]["mode"] == "leave-one-out" else previous
-            row["within_spread"] = compared is not None and compared is not row and \
-                row["window_min"] <= compared["window_max"] and compared["window_min"] <= row["window_max"]
             row["ndcg_vs_first"] = row["ndcg_at_budget"] - first["ndcg_at_budget"]
             row["flagged"] = noise is not None and row["ndcg_vs_first"] < -NOISE_SIGMAS * noise
             previous = row
         rows.append(row)
-    return {"rows": rows, "budget_s": budget_s, "target": target, "noise_sd": noise,
+    spread = verdicts.annotate(rows, records)
+    for row in rows:  # the factor that matters (over the step before; over the first in a leave-one-out)
+        compared = row.get("vs_first" if run["ladder"]["mode"] == "leave-one-out" else "vs_previous")
+        row["within_spread"] = compared is not None and compared["speed"].startswith(verdicts.UNDECIDED)
+    return {"rows": rows, "seed_spread": spread, "repeat": records.get("repeat"),
+            "budget_s": budget_s, "target": target, "noise_sd": noise,
             "baselines": calibration["baselines"], "converged": calibration["summary"]["converged_ndcg"],
             "mode": run["ladder"]["mode"], "ladder": run["ladder"]["name"], "run": run,
             "speed_items": speed["workload"]["items"]}
 
 
 def _quality(curve: dict[str, Any], seconds_per_update: float, budget_s: float, target: float) -> dict[str, Any]:
-    """A curve on this step's time axis, cut at the budget: NDCG at T and time to target."""
+    """The seed-mean curve on this step's time axis, cut at the budget: NDCG at T and time to target
+    (interpolated between the validations either side, ``verdicts.crossing``)."""
     points = [{"t": p["updates"] * seconds_per_update, "updates": p["updates"], "ndcg": p["ndcg@100"],
-               "recall@20": p["recall@20"], "recall@50": p["recall@50"]} for p in curve["curve"]]
+               "ndcg_lo": p["ndcg_lo"], "ndcg_hi": p["ndcg_hi"], "recall@20": p["recall@20"],
+               "recall@50": p["recall@50"]} for p in verdicts.mean_curve(curve)]
     within = [p for p in points if p["t"] <= budget_s * (1 + 1e-9)] or points[:1]
-    reached = next((p for p in within if p["ndcg"] >= target), None)
+    reached = verdicts.crossing([{"updates": p["updates"], "ndcg@100": p["ndcg"]} for p in within], target)
     last = within[-1]
     return {"curve": within, "ndcg_at_budget": last["ndcg"], "recall20_at_budget": last["recall@20"],
-            "recall50_at_budget": last["recall@50"], "time_to_target_s": reached["t"] if reached else None,
+            "recall50_at_budget": last["recall@50"],
+            "time_to_target_s": reached * seconds_per_update if reached is not None else None,
             "updates_in_budget": last["updates"],
             "curve_ends_early": last["updates"] >= curve["horizon_updates"] and last["t"] < budget_s * 0.99,
             "quality_train_s": curve["curve"][-1]["train_s"], "quality_eval_s": curve["curve"][-1]["eval_s"]}
@@ -102,7 +111,7 @@ COLUMNS = ("name", "status", "users_per_s", "window_min", "window_max", "step_p1
            "step_factor", "total_factor", "first_over_this", "mfu", "peak_rss_bytes", "device_peak_bytes",
            "global_batch", "updates_in_budget", "ndcg_at_budget", "recall20_at_budget", "recall50_at_budget",
            "within_spread", "ndcg_vs_first", "flagged", "time_to_target_s", "quality_from", "quality_train_s",
-           "quality_eval_s", "notes", "skip")
+           "quality_eval_s", "notes", "skip", *verdicts.CSV_COLUMNS)
 
 
 def to_csv(derived: dict[str, Any]) -> str:
@@ -110,24 +119,28 @@ def to_csv(derived: dict[str, Any]) -> str:
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in derived["rows"]:
-        writer.writerow({**row, "notes": "; ".join(row["notes"])})
+        writer.writerow({**row, **verdicts.csv_fields(row), "notes": "; ".join(row["notes"])})
     return buf.getvalue()
 
 
 def to_markdown(derived: dict[str, Any]) -> str:
     loo = derived["mode"] == "leave-one-out"
     factor = "fastest / this" if loo else "step x | total x"
-    lines = [f"| step | users/s (windows) | ML-20M epoch | {factor} | MFU | peak memory | batch | "
+    lines = [f"| step | users/s (95%) | ML-20M epoch | {factor} | MFU | peak memory | batch | "
              f"NDCG@100 at T | vs {'fastest' if loo else 'baseline'} | time to target | notes |",
              "|---|---|---|---|---|---|---|---|---|---|---|" + ("" if loo else "---|")]
     for r in derived["rows"]:
         if r["status"] != "done":
             lines.append(f"| {r['name']} | skipped | |{'' if loo else ' |'} | | | | | | | {r['skip']} |")
             continue
-        factors = f"{r['first_over_this']:.2f}" if loo else f"{r['step_factor']:.2f} | {r['total_factor']:.2f}"
+        total = r["vs_first"]["has"] if r["vs_first"] else None
+        factors = verdicts.cell(r["first_over_this"], total and total.inverse()) if loo else \
+            verdicts.cell(r["step_factor"], r["vs_previous"]["has"] if r["vs_previous"] else None) + " | " + \
+            verdicts.cell(r["total_factor"], total)
         flag = " ⚠" if r["flagged"] else ""
-        ttt = f"{r['time_to_target_s']:.0f} s" if r["time_to_target_s"] is not None else "not reached"
-        caveats = ["speed within the timing windows' spread"] if r["within_spread"] else []
+        ttt = verdicts.seconds(r["time_to_target_s"], r["time_to_target_interval"]) \
+            if r["time_to_target_s"] is not None else "not reached"
+        caveats = ["speed not distinguishable from the step it is compared with"] if r["within_spread"] else []
         if r["curve_ends_early"]:
             caveats.append("quality curve ends at the calibration's length, before T")
         shared = [f"quality curve of '{r['quality_from']}' (same computation)"] if r["quality_from"] else []
@@ -135,7 +148,8 @@ def to_markdown(derived: dict[str, Any]) -> str:
         rss = f"{r['peak_rss_bytes'] / 2**30:.1f} GiB" if r["peak_rss_bytes"] else "-"
         if r["device_peak_bytes"]:
             rss += f", GPU {r['device_peak_bytes'] / 2**30:.1f} GiB"
-        lines.append(f"| {r['name']} | {r['users_per_s']:.0f} ({r['window_min']:.0f}-{r['window_max']:.0f}) "
+        rate = verdicts.cell(r["users_per_s"], r["users_per_s_interval"] or verdicts.Estimate(1.0, 0.0, 0.0), 0)
+        lines.append(f"| {r['name']} | {rate} "
                      f"| {r['ml20m_epoch_s']:.0f} s | {factors} | {_maybe(r['mfu'])} | {rss} | {r['global_batch']:,} "
                      f"| {r['ndcg_at_budget']:.4f}{flag} | {r['ndcg_vs_first']:+.4f} | {ttt} | {notes} |")
     b = derived["baselines"]
@@ -146,7 +160,10 @@ def to_markdown(derived: dict[str, Any]) -> str:
               + "; " + ", ".join(f"{k} {v:.4f}" for k, v in b.items()) + " (validation NDCG@100).",
               "⚠: below the first step at T by more than "
               f"{NOISE_SIGMAS:g} seed deviations. Times are updates x the step's seconds per update "
-              f"measured at {derived['speed_items']:,} items."]
+              f"measured at {derived['speed_items']:,} items; time to target where the seed-mean curve crosses "
+              "the target. In brackets: 95% intervals (users/s over its timing windows, factors over the rounds "
+              "both steps were timed in, times from the seeds and the windows; ablations/verdicts.py).", "",
+              *verdicts.table(derived)]
     return "\n".join(lines) + "\n"
 
 
@@ -182,6 +199,7 @@ def write_report(run_dir: Path, page: Path | None = None) -> dict[str, Any]:
     atomic_write(run_dir / "table.csv", lambda tmp: tmp.write_text(to_csv(derived)))
     table = to_markdown(derived)
     atomic_write(run_dir / "table.md", lambda tmp: tmp.write_text(table))
+    atomic_write(run_dir / "verdicts.md", lambda tmp: tmp.write_text(verdicts.markdown(derived)))
     draw(run_dir, derived)
     write_events_of(run_dir, derived)
     text = html_page.render(run_dir, derived, table)

@@ -7,16 +7,19 @@ A run, in order (each part recorded as it finishes, so a killed run resumes wher
    searched (``ablations.search``).
 2. The calibration of the quality data (``ablations.quality``) is read from
    ``results/calibration/`` or made: it fixes the target NDCG@100, the seed noise and the budget.
-3. Speed (``ablations.speed``): every distinct configuration in interleaved windows.
+3. Speed (``ablations.speed``): every distinct configuration in interleaved windows; more rounds for
+   neighbours not yet distinguishable (``ablations.repeat``).
 4. The time budget T: ``time_factor`` x the time the original code path needs to reach the
    target (its calibrated updates to target x its measured seconds per update). Every step gets
    T: each configuration that computes something different is trained for T / its seconds per
    update, with validations at equal intervals of T; steps that compute the same function share
-   one curve, each on its own time axis.
+   one curve, each on its own time axis. Every curve is trained with ``Budget.quality_seeds`` seeds,
+   and neighbours whose time to target is not yet distinguishable get more (``ablations.repeat``).
 5. The report (``ablations.report``): table and charts, from the records alone.
 
 Folder ``results/<machine>/<ladder>-<budget>/``: ``run.json`` (identity, provenance, steps),
-``speed.json``, ``rates.json`` (the cost model's probe, ``ablations.rates``), ``quality/*.json``, the
+``speed.json``, ``rates.json`` (the cost model's probe, ``ablations.rates``), ``quality/*.json``,
+``repeat.json`` (what was repeated and why it stopped), the
 calibration it used, tables and charts. A run refuses
 to resume when the code (git sha) or the library versions changed since it started.
 """
@@ -35,7 +38,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ablations import quality, rates, speed
+from ablations import quality, rates, repeat, speed
 from ablations.jobs import REDO
 from ablations.ladder import BUDGETS, PAPER_CODE_PATH, Budget, Hardware, Ladder, Step, prepare_quality, resolve
 from vaecf import doctor
@@ -101,6 +104,7 @@ def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None
         steps = resolve(ladder, hardware, budget, train_users, float16_on_cpu=allow_cpu)
     reference = Step(-1, "the original code path (time budget)", "", PAPER_CODE_PATH)
     speeds = speed.time_windows([*steps, reference], run_dir, budget, data_cache, log)
+    speeds = repeat.more_windows(steps, ladder.mode, speeds, run_dir, budget, data_cache, log)
     rates.ensure(run_dir / "rates.json", [s.train for s in steps if s.skip is None], budget.speed_items, log)
     seconds_per_update = {s.speed_key: speed.speed_summary(speeds, s)["seconds_per_update"]
                           for s in [*steps, reference] if s.skip is None}
@@ -111,6 +115,7 @@ def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None
                reference_speed_key=reference.speed_key)
     write_record(run_dir / "run.json", run)
     _train_for_quality(steps, seconds_per_update, budget_s, budget, data_dir, run_dir, log)
+    repeat.more_seeds(steps, ladder.mode, run_dir, budget, data_dir, log)
     from ablations.report import write_report
 
     write_report(run_dir)
@@ -177,22 +182,28 @@ def _train_for_quality(steps: list[Step], seconds_per_update: dict[str, float], 
         # A curve's work in the progress: its training time projected at ML-20M's shape (the rate
         # measured on the curves already trained turns that into this data's wall time).
         plans.append((key, members, horizon, updates, every, path, done, updates * seconds_per_update[first.speed_key]))
-    with Phase(sum(p[-1] for p in plans), "quality", done=sum(p[-1] for p in plans if p[6])) as phase:
+    seeds = budget.quality_seeds  # replicates of every curve: the seed spread of time to target
+    held = {p[5]: quality.seeds_in(read_record(p[5], REDO)) if p[6] else 0 for p in plans}
+    with Phase(sum(p[-1] for p in plans) * seeds, "quality",
+               done=sum(p[-1] * min(seeds, held[p[5]]) for p in plans)) as phase:
         for n, (key, members, horizon, updates, every, path, done, work) in enumerate(plans, 1):
-            if done:
-                continue
             first = members[0]
-            phase.advance(0, f"curve {n} of {len(plans)}: {first.name}")
-            log(f"quality: {first.name} ({updates} updates at batch {first.train.global_batch:,}, "
-                f"validation every {every})" + (f"; shared with {', '.join(s.name for s in members[1:])}"
-                                                if len(members) > 1 else ""))
-            quality_dir = run_dir / "quality"
-            result = quality.train_curve(data_dir, first.train, updates, every, quality_dir / f".{first.slug}",
-                                         quality_dir / f"{first.slug}.log")
-            write_record(path, {"maths_key": key, "steps": [s.slug for s in members], "updates": updates,
-                                "every": every, "horizon_updates": horizon, "train": dataclasses.asdict(first.train),
-                                **result})
-            phase.advance(work, f"curve {n} of {len(plans)} done: {first.name}")
+            if not done:
+                phase.advance(0, f"curve {n} of {len(plans)}: {first.name}")
+                log(f"quality: {first.name} ({updates} updates at batch {first.train.global_batch:,}, "
+                    f"validation every {every})" + (f"; shared with {', '.join(s.name for s in members[1:])}"
+                                                    if len(members) > 1 else ""))
+                quality_dir = run_dir / "quality"
+                result = quality.train_curve(data_dir, first.train, updates, every, quality_dir / f".{first.slug}",
+                                             quality_dir / f"{first.slug}.log")
+                write_record(path, {"maths_key": key, "steps": [s.slug for s in members], "updates": updates,
+                                    "every": every, "horizon_updates": horizon,
+                                    "train": dataclasses.asdict(first.train), **result})
+                phase.advance(work, f"curve {n} of {len(plans)} done: {first.name}")
+            for k in range(max(1, held[path]), seeds):
+                log(f"quality: {first.name}, seed {k + 1} of {seeds}")
+                quality.add_seed(path, data_dir)
+                phase.advance(work, f"curve {n} of {len(plans)}, seed {k + 1}: {first.name}")
 
 
 def budget_and_target(summary: dict[str, Any], target_fraction: float, time_factor: float,

@@ -4,7 +4,8 @@ Speed is always timed at each step's own batch on ``vaecf.workload``'s rows: ML-
 drawn by the synthetic generator, the same rows ``vaecf bench`` and the asv suites time, so a
 step costs here what it would cost on the real data. Each configuration is timed in ``windows``
 rounds; in every round each configuration gets one window (``warmup`` untimed steps, then
-``steps`` timed ones) in a fresh child process, one after the other, so that a machine whose
+``steps`` timed ones of the largest batch; a smaller batch gets up to twice as many, as long as
+they time no more users) in a fresh child process, one after the other, so that a machine whose
 load drifts during the run is shared out evenly between the steps rather than falling on one.
 A step's speed is the median of its windows' medians, with their spread.
 
@@ -186,12 +187,17 @@ def child_main(job_path: Path, out_path: Path) -> None:
     ceilings = {f"{batch},{precision}": gemm_rate(batch, ModelConfig().hidden[-1], matrix.shape[1], precision,
                                                   repeats=2) for batch, precision in job["ceilings"]}
     windows = {}
+    # A smaller batch, cheap, gets more timed steps: as many as time the users of ``steps`` steps of the
+    # largest batch the workload was sized for (``time_windows``: rows = that batch x (warm-up + steps)),
+    # up to twice ``steps`` (each window of a 2-core run is paid for in minutes).
+    timed_users = matrix.shape[0] // (job["warmup"] + job["steps"]) * job["steps"]
     for key, train in configs.items():
         reset_peak_memory()
+        steps = min(2 * job["steps"], max(job["steps"], timed_users // train.global_batch))
         trainer = Trainer(matrix.shape[1], _run_config(train), world=world, warmup_steps=job["warmup"])
-        trainer.train_epoch(matrix, job["window"], max_steps=job["warmup"] + job["steps"], show_progress=False)
+        trainer.train_epoch(matrix, job["window"], max_steps=job["warmup"] + steps, show_progress=False)
         timed = trainer.throughput.users_per_s
-        if len(timed) < job["steps"]:
+        if len(timed) < steps:
             raise VaecfError(f"{key}: only {len(timed)} full timed steps (workload too small)")
         windows[key] = {"users_per_s": timed, "users_per_s_median": float(np.median(timed)), **window_peak_bytes(),
                         "tf32": TF32[train.precision]}

@@ -45,7 +45,7 @@ def test_gpu_check_ladder_runs_every_step_on_a_cpu(tmp_path: Path) -> None:
     if run["machine"]["versions"]["horovod"] is None:
         assert "Horovod not installed: tf.distribute instead" in steps["2 GPUs"]["notes"]
     windows = json.loads((run_dir / "speed.json").read_text())["windows"]
-    assert all(len(windows[s["speed_key"]]) == 3 for s in steps.values())  # every step timed in every round
+    assert all(len(windows[s["speed_key"]]) >= 3 for s in steps.values())  # every step timed in every round
     trained = {slug for p in (run_dir / "quality").glob("*.json") for slug in json.loads(p.read_text())["steps"]}
     assert trained == {s["slug"] for s in steps.values()}  # every step has a quality curve (its own or shared)
     for name in ("table.md", "ladder.svg", "quality_vs_time.svg", "time_to_target.svg"):

@@ -43,6 +43,10 @@ def test_markdown_table_becomes_html() -> None:
     html = page.markdown_table("| a | b |\n|---|---|\n| 1 | <x> |\n\nT = 3 s.\n")
     assert html == ("<table><thead><tr><th>a</th><th>b</th></tr></thead><tbody>\n"
                     "<tr><td>1</td><td>&lt;x&gt;</td></tr>\n</tbody></table><p>T = 3 s.</p>")
+    two = page.markdown_table("| a |\n|---|\n| 1 |\n\nVerdicts:\n\n| b |\n|---|\n| 2 |\n")
+    assert two == ("<table><thead><tr><th>a</th></tr></thead><tbody>\n<tr><td>1</td></tr>\n</tbody></table>"
+                   "<p>Verdicts:</p><table><thead><tr><th>b</th></tr></thead><tbody>\n<tr><td>2</td></tr>\n"
+                   "</tbody></table>")  # the verdicts' table stays a table of its own
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None and shutil.which("chromium-browser") is None,

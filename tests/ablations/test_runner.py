@@ -6,7 +6,7 @@ import pytest
 
 import ablations.runner as runner
 from ablations import quality, speed
-from ablations.ladder import Hardware
+from ablations.ladder import BUDGETS, Hardware
 from ablations.report import derive, load_run
 from vaecf.errors import DataError, VaecfError
 
@@ -45,7 +45,8 @@ def test_tiny_ladder_runs_resumes_and_refuses_changed_code(tmp_path, monkeypatch
     rows = {r["name"]: r for r in derive(load_run(run_dir))["rows"]}
     assert rows["many workers"]["status"] == "skipped"
     assert rows["sparse input"]["quality_from"] == "00-baseline"  # same computation: one curve, trained once
-    assert len(speed.speed_summary(load_run(run_dir)["speed"], _step(run_dir, 1))["window_medians"]) == 3
+    windows = len(speed.speed_summary(load_run(run_dir)["speed"], _step(run_dir, 1))["window_medians"])
+    assert 3 <= windows <= BUDGETS["smoke"].max_windows  # more where the two steps were not yet distinguishable
 
     # Everything is recorded: a rerun measures and trains nothing, and redraws the same table.
     table = (run_dir / "table.md").read_text()

@@ -1,0 +1,127 @@
+"""Adaptive repetition: more windows for undecided neighbours, until they separate, the cap or the time."""
+
+import dataclasses
+import json
+
+import pytest
+
+from ablations import repeat, speed, verdicts
+from ablations.ladder import BUDGETS, Step
+from vaecf.config import TrainConfig
+
+STEPS = [Step(0, "a", "", TrainConfig(batch_size=100)), Step(1, "b", "", TrainConfig(batch_size=200)),
+         Step(2, "c", "", TrainConfig(batch_size=200, input="dense"))]
+BUDGET = dataclasses.replace(BUDGETS["quick"], max_windows=6, repeat_s=1000.0)
+
+
+def run(tmp_path, monkeypatch, c_later, budget=BUDGET):
+    """Steps a (50 users/s), b (100) and c (its first windows 100, 106, 103, then ``c_later(round)``)."""
+    rate = {STEPS[0].speed_key: lambda r: 50.0, STEPS[1].speed_key: lambda r: 100.0,
+            STEPS[2].speed_key: lambda r: (100.0, 106.0, 103.0)[r] if r < 3 else c_later(r)}
+    record = {"windows": {key: {str(r): {"users_per_s_median": f(r)} for r in range(3)} for key, f in rate.items()},
+              "workload": {"users": 1000}}
+    timed = []
+
+    def time_windows(steps, run_dir, budget, cache, log, windows):
+        for s in steps:
+            for r in range(windows):
+                record["windows"][s.speed_key].setdefault(str(r), {"users_per_s_median": rate[s.speed_key](r)})
+        timed.append(sorted(s.name for s in steps))
+        return record
+
+    monkeypatch.setattr(speed, "time_windows", time_windows)
+    out = repeat.more_windows(STEPS, "ladder", record, tmp_path, budget, tmp_path, lambda _: None)
+    return out, timed, json.loads((tmp_path / "repeat.json").read_text())
+
+
+def test_an_undecided_pair_gets_rounds_of_its_own_until_it_separates(tmp_path, monkeypatch) -> None:
+    out, timed, state = run(tmp_path, monkeypatch, lambda r: 103.0)
+    assert timed == [["b", "c"], ["b", "c"]]  # a, already apart from b, is not timed again
+    assert state["speed"] == {"02-c vs 01-b": "separated after 5 windows"}
+    assert verdicts.speed_verdict(verdicts.factor(out, STEPS[2].speed_key, STEPS[1].speed_key)) == verdicts.FASTER
+    assert len(state["rounds"]) == 2 and state["windows_done"]
+
+
+def test_a_pair_that_never_separates_stops_at_the_cap(tmp_path, monkeypatch) -> None:
+    _, timed, state = run(tmp_path, monkeypatch, lambda r: 102.0 if r % 2 else 98.0)
+    assert len(timed) == 3 and state["speed"] == {"02-c vs 01-b": "cap: 6 windows"}
+
+
+def test_repetition_stops_when_the_seconds_run_out_and_a_resumed_run_keeps_its_windows(tmp_path, monkeypatch) -> None:
+    tight = dataclasses.replace(BUDGET, repeat_s=1.0)  # less than one window's expected time
+    _, timed, state = run(tmp_path, monkeypatch, lambda r: 103.0, budget=tight)
+    assert timed == [] and state["speed"] == {"02-c vs 01-b": "time: undecided after 3 windows"}
+    _, timed, _ = run(tmp_path, monkeypatch, lambda r: 103.0)  # resumed, now with time to spare
+    assert timed == []
+
+
+def test_the_report_says_what_repetition_did() -> None:
+    said = verdicts.repetition({"speed": {"02-c vs 01-b": "cap: 6 windows"}, "time": {}, "rounds": [{}, {}, {}],
+                                "seeds": [], "spent_s": 61.4, "cap_s": 120.0, "max_windows": 6, "max_seeds": 3})
+    assert said.startswith("Adaptive repetition (repeat.json): 3 extra round(s) of windows, 0 extra seed(s), 61 s")
+    assert "02-c vs 01-b in speed: cap: 6 windows" in said
+    assert verdicts.repetition(None) == "Adaptive repetition: none (the run predates it)."
+
+
+@pytest.mark.parametrize("mode", ["ladder", "leave-one-out"])
+def test_pairs_are_the_comparisons_the_report_states(mode) -> None:
+    skipped = dataclasses.replace(STEPS[1], skip="needs a GPU")
+    names = [(a.name, b.name) for a, b in repeat.pairs([STEPS[0], skipped, STEPS[2]], mode)]
+    assert names == [("a", "c")]
+
+
+def write_seeded_run(tmp_path) -> None:
+    """test_report's run, each curve with 2 seeds: the larger batch's time to target is not distinguishable
+    from sparse input's (has 2.00x exactly: its windows move with the baseline's)."""
+    from tests.ablations.test_report import curve, write_run
+    from vaecf.io import write_json
+
+    write_run(tmp_path, budget_s=40.0)  # sparse input 200 users/s at batch 100; larger batch 400 at 400
+    seeds = {"00-baseline": ([0.2, 0.3, 0.37, 0.4, 0.4, 0.4], [0.2, 0.3, 0.35, 0.38, 0.4, 0.4]),  # 0.36 at 11.4, 13.3
+             "02-larger-batch": ([0.3, 0.37, 0.4, 0.4, 0.4], [0.3, 0.35, 0.38, 0.4, 0.4])}  # at 7.4 and 9.3 updates
+    for name, (first, second) in seeds.items():
+        path = tmp_path / "quality" / f"{name}.json"
+        record = {**json.loads(path.read_text()), **curve(first, 4)}
+        write_json(path, {**record, "more_seeds": [{"seed": 1, "curve": curve(second, 4)["curve"]}]})
+
+
+def test_undecided_times_to_target_get_seeds_on_the_side_with_fewer_until_they_separate(tmp_path, monkeypatch) -> None:
+    from ablations import quality
+    from tests.ablations.test_report import STEPS as RUN_STEPS
+    from vaecf.io import write_json
+
+    write_seeded_run(tmp_path)
+    added = []
+
+    def add_seed(path, data):  # a third seed as the first: deterministic, so the verdict is worked by hand
+        record = json.loads(path.read_text())
+        record["more_seeds"].append({"seed": 2, "curve": record["curve"]})
+        write_json(path, record)
+        added.append(path.stem)
+        return 5.0
+
+    monkeypatch.setattr(quality, "add_seed", add_seed)
+    steps = [s for s in RUN_STEPS if s.skip is None]
+    repeat.more_seeds(steps, "ladder", tmp_path, BUDGET, tmp_path, lambda _: None)
+    state = json.loads((tmp_path / "repeat.json").read_text())
+    # has 2.00x; 2 seeds each: needs 2.67x (1.47-4.82), undecided; 3 each: needs 2.64x (2.05-3.41), later
+    assert added == ["00-baseline", "02-larger-batch"]
+    assert state["time"] == {"02-larger-batch vs 01-sparse-input": "separated with 3 and 3 seeds"}
+    assert state["spent_s"] == 10.0 and state["seeds_done"]
+
+
+def test_no_seed_is_added_where_the_speed_makes_the_time_verdict_undecided(tmp_path, monkeypatch) -> None:
+    from ablations import quality
+    from tests.ablations.test_report import STEPS as RUN_STEPS
+    from vaecf.io import write_json
+
+    write_seeded_run(tmp_path)
+    record = json.loads((tmp_path / "speed.json").read_text())
+    for r, noise in zip("012", (1.0, 1.6, 0.7)):  # the larger batch's windows far apart
+        record["windows"][RUN_STEPS[2].speed_key][r]["users_per_s_median"] *= noise
+    write_json(tmp_path / "speed.json", record)
+    monkeypatch.setattr(quality, "add_seed", lambda *a: pytest.fail("a seed cannot narrow the speed's interval"))
+    repeat.more_seeds([s for s in RUN_STEPS if s.skip is None], "ladder", tmp_path, BUDGET, tmp_path, lambda _: None)
+    state = json.loads((tmp_path / "repeat.json").read_text())
+    assert state["time"] == {"02-larger-batch vs 01-sparse-input":
+                             "undecided: the speed's interval is the wider, more seeds would not separate it"}
