@@ -186,6 +186,10 @@ def write_report(run_dir: Path, page: Path | None = None) -> dict[str, Any]:
     table = to_markdown(derived)
     atomic_write(run_dir / "table.md", lambda tmp: tmp.write_text(table))
     draw(run_dir, derived)
+    if derived["mode"] == "tune":
+        from ablations.tune_result import write_result
+
+        write_result(run_dir, derived)
     write_events_of(run_dir, derived)
     text = html_page.render(run_dir, derived, table)
     atomic_write(page or run_dir / "report.html", lambda tmp: tmp.write_text(text))

@@ -4,7 +4,8 @@ A run, in order (each part recorded as it finishes, so a killed run resumes wher
 
 1. The quality data is prepared and the hardware probed (in a child: this process never imports
    TensorFlow). The steps are resolved for this hardware, or, for a leave-one-out ladder,
-   searched (``ablations.search``).
+   searched (``ablations.search``), or, for a tune, a grid with each point's fastest speed
+   switches searched (``ablations.tune``; its result: ``ablations.tune_result``).
 2. The calibration of the quality data (``ablations.quality``) is read from
    ``results/calibration/`` or made: it fixes the target NDCG@100, the seed noise and the budget.
 3. Speed (``ablations.speed``): every distinct configuration in interleaved windows.
@@ -100,6 +101,10 @@ def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None
         from ablations.search import search
 
         steps, run["search"] = search(ladder, hardware, budget, train_users, run_dir, data_cache, log, policy)
+    elif ladder.mode == "tune":
+        from ablations.tune import search as tune
+
+        steps, run["tune"] = tune(ladder, hardware, budget, train_users, run_dir, data_cache, log, policy)
     else:
         steps = resolve(ladder, hardware, budget, train_users, float16_on_cpu=allow_cpu)
     reference = Step(-1, "the original code path (time budget)", "", PAPER_CODE_PATH)
