@@ -6,10 +6,12 @@ share of all CPUs' time, the load average, the CPU clock), and the rate of a sho
 step's shape in that round's child. A window is *disturbed* when other processes and steal
 together took more than ``Policy.threshold`` of the machine's CPU time during it: on 2 cores,
 the default 10% is a fifth of a core. A disturbed window is timed again, at most
-``Policy.repeats`` times, and the least disturbed attempt is kept (the others stay in its
-record under ``attempts``). A step with a disturbed window left is flagged in the table.
-``--wait-quiet SECONDS`` waits before each round's child until the others' share over a second
-is below the threshold, at most that long, and records whether it got there.
+``Policy.repeats`` times and only while each attempt is quieter than the one before (on a
+machine that stays busy another attempt measures the same), and the least disturbed attempt is
+kept (the others stay in its record under ``attempts``). A step with a disturbed window left is
+flagged in the table. ``--wait-quiet SECONDS`` waits before each round's child until the
+others' share over a second is below the threshold, at most that long, and records whether it
+got there.
 """
 
 from __future__ import annotations
@@ -72,6 +74,12 @@ def disturbance(state: dict[str, Any] | None) -> float | None:
 def disturbed(window: dict[str, Any], threshold: float) -> bool:
     share = disturbance(window.get("state"))
     return share is not None and share > threshold
+
+
+def quieter(window: dict[str, Any], than: dict[str, Any]) -> bool:
+    """Whether ``window`` was less disturbed than ``than`` (False where either was not measured)."""
+    a, b = disturbance(window.get("state")), disturbance(than.get("state"))
+    return a is not None and b is not None and a < b
 
 
 def keep(first: dict[str, Any], again: dict[str, Any]) -> dict[str, Any]:

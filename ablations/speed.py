@@ -135,18 +135,25 @@ def _missing(record: dict[str, Any], key: str, r: int) -> bool:
 
 def _timed(run_dir: Path, r: int, steps: list[Step], shapes: list[tuple[int, str]], data: Path, budget: Budget,
            policy: disturbance.Policy, log: Callable[[str], None]) -> dict[str, Any]:
-    """``_child`` after waiting for quiet (when asked), its disturbed windows timed again (``policy.repeats``)."""
+    """``_child`` after waiting for quiet (when asked), its disturbed windows timed again: at most
+    ``policy.repeats`` times, and no more once an attempt is no quieter than the one before (the
+    disturbance is not passing: another attempt would measure it again)."""
     wait = disturbance.wait_quiet(policy, log)
     out = _child(run_dir, r, steps, shapes, data, budget)
+    again = [s for s in steps if disturbance.disturbed(out["windows"][s.speed_key], policy.threshold)]
     for attempt in range(policy.repeats):
-        again = [s for s in steps if disturbance.disturbed(out["windows"][s.speed_key], policy.threshold)]
         if not again:
             break
         log(f"speed, round {r + 1}: {len(again)} window(s) disturbed (other processes above "
             f"{policy.threshold:.0%} of the CPUs): timing again ({attempt + 1} of {policy.repeats})")
         redo = _child(run_dir, r, again, [], data, budget)
+        passing = []
         for s in again:
-            out["windows"][s.speed_key] = disturbance.keep(out["windows"][s.speed_key], redo["windows"][s.speed_key])
+            before, new = out["windows"][s.speed_key], redo["windows"][s.speed_key]
+            if disturbance.disturbed(new, policy.threshold) and disturbance.quieter(new, before):
+                passing.append(s)
+            out["windows"][s.speed_key] = disturbance.keep(before, new)
+        again = passing
     if wait is not None:
         for window in out["windows"].values():
             window["quiet_wait"] = wait

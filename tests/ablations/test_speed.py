@@ -37,11 +37,16 @@ def test_only_disturbed_windows_are_timed_again_and_the_quietest_is_kept(monkeyp
 def test_repeats_are_bounded_and_a_window_that_stays_disturbed_is_kept_with_its_attempts(monkeypatch,
                                                                                           tmp_path) -> None:
     calls: list[list[str]] = []
-    monkeypatch.setattr(speed, "_child", _fake_child({"a": [0.5, 0.4, 0.45], "b": [0.0]}, calls))
+    monkeypatch.setattr(speed, "_child", _fake_child({"a": [0.5, 0.4, 0.3, 0.2], "b": [0.0]}, calls))
     out = speed._timed(tmp_path, 0, STEPS, [], tmp_path, BUDGETS["smoke"], Policy(repeats=2), lambda _: None)
     assert calls == [["a", "b"], ["a"], ["a"]]
     a = out["windows"][STEPS[0].speed_key]
-    assert a["state"]["others_share"] == pytest.approx(0.4) and len(a["attempts"]) == 2
+    assert a["state"]["others_share"] == pytest.approx(0.3) and len(a["attempts"]) == 2
+    calls.clear()  # a disturbance that is not passing: one repeat says so, a second would measure it again
+    monkeypatch.setattr(speed, "_child", _fake_child({"a": [0.5, 0.55, 0.1], "b": [0.0]}, calls))
+    out = speed._timed(tmp_path, 0, STEPS, [], tmp_path, BUDGETS["smoke"], Policy(repeats=2), lambda _: None)
+    assert calls == [["a", "b"], ["a"]]
+    assert out["windows"][STEPS[0].speed_key]["state"]["others_share"] == pytest.approx(0.5)
     calls.clear()
     monkeypatch.setattr(speed, "_child", _fake_child({"a": [0.5], "b": [0.5]}, calls))
     speed._timed(tmp_path, 0, STEPS, [], tmp_path, BUDGETS["smoke"], Policy(repeats=0), lambda _: None)
