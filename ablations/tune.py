@@ -63,12 +63,14 @@ class Point:
 
 
 def batches(ladder: Ladder, budget: Budget, train_users: int) -> list[int]:
-    """The paper's batch, the ladder's large batch capped by the budget, and their geometric mean (to 100)."""
+    """The paper's batch and the ladder's large batch, each capped by the budget, and their geometric mean
+    (to 100): the first is the paper's configuration, trained as the paper does."""
     base = TrainConfig().with_overrides(**ladder.baseline)
+    small, _ = cap_batch(base, budget, train_users)
     large, _ = cap_batch(base.with_overrides(batch_size=int(ladder.full.get("batch_size", base.batch_size))),
                          budget, train_users)
-    middle = round(math.sqrt(base.global_batch * large.global_batch) / 100) * 100
-    return sorted({base.global_batch, max(middle, 1), large.global_batch})
+    middle = round(math.sqrt(small.global_batch * large.global_batch) / 100) * 100
+    return sorted({small.global_batch, min(max(middle, small.global_batch), large.global_batch), large.global_batch})
 
 
 def grid(ladder: Ladder, budget: Budget, hardware: Hardware, train_users: int) -> list[Point]:
@@ -93,7 +95,7 @@ def configuration(ladder: Ladder, point: Point, speed_on: frozenset[str], hardwa
     if point.workers_on:
         overrides["workers"] = flips["workers"][1]
     train = base.with_overrides(**overrides, batch_size=point.batch, batch_scope="global")
-    if point.batch != base.global_batch:
+    if point.scaling != "paper":
         train = large_batch_recipe(train, base)
         if point.scaling == "linear":
             train = train.with_overrides(lr=base.lr * point.batch / base.global_batch)

@@ -77,3 +77,13 @@ def test_each_shape_gets_its_fastest_switches_and_every_grid_point_is_a_step(mon
     # Two rounds at the paper's shape; then all the others together until the last one stops moving
     # (batch 2,100 in bfloat16: input, then tf.data, then XLA, then no flip faster).
     assert len(timed) == 2 + 3
+
+
+def test_on_data_too_small_for_the_paper_batch_the_grid_is_the_capped_paper_batch() -> None:
+    ladder = Ladder.load("tune")
+    smoke = BUDGETS["smoke"]  # batches capped at half of 480 training users
+    assert tune.batches(ladder, smoke, 480) == [240]
+    points = tune.grid(ladder, smoke, CPU2, 480)
+    assert {(p.batch, p.scaling, p.workers_on) for p in points} == {(240, "paper", False)}
+    train = tune.configuration(ladder, points[0], frozenset(), CPU2)
+    assert (train.batch_size, train.lr, train.total_anneal_steps) == (240, 1e-3, 200_000)  # no recipe
