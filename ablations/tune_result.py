@@ -113,16 +113,18 @@ def reading(record: dict[str, Any]) -> str:
     for label, key, other in (("the paper's configuration", "sooner_than_paper", paper),
                               ("the users/s-fastest configuration", "sooner_than_users_per_s_fastest", fast)):
         s = record[key]
+        called = f"{other['users_per_s']:,.0f} users/s" if other["name"] == label else \
+            f"{other['name']}, {other['users_per_s']:,.0f} users/s"
         if s["reached"] and s["same"]:
             text.append(f"- It is also {label}.")
         elif not s["reached"]:
-            text.append(f"- {label.capitalize()} ({other['name']}, {other['users_per_s']:,.0f} users/s) does not "
+            text.append(f"- {label.capitalize()} ({called}) does not "
                         f"reach the target within T = {record['budget_s']:.0f} s: the tune gets there at least "
                         f"{s['ratio_at_least']:.2f}x sooner.")
         else:
             verdict = "sooner" if s["distinguishable"] else "not distinguishably sooner (the windows' ranges overlap)"
-            text.append(f"- Against {label} ({other['name']}, {other['users_per_s']:,.0f} users/s, "
-                        f"{other['users_to_target']:,} users to the target): {_ttt(other)}; the tune's is "
+            text.append(f"- Against {label} ({called}, {other['users_to_target']:,} users to the target): "
+                        f"{_ttt(other)}; the tune's is "
                         f"{s['ratio']:.2f}x ({s['ratio_min']:.2f}-{s['ratio_max']:.2f}) {verdict}, "
                         f"{s['seconds']:.0f} s ({s['seconds_min']:.0f} to {s['seconds_max']:.0f} s) earlier.")
     u, m = record["uncertainty"], record["machine_state"]
