@@ -16,6 +16,7 @@ with the calibration's seed noise and the spacing of the validations that place 
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +173,7 @@ def draw(record: dict[str, Any], stem: Path) -> None:
         err = [[r["time_to_target_s"] - r["time_to_target_min"]], [r["time_to_target_max"] - r["time_to_target_s"]]]
         ax.barh(y, r["time_to_target_s"], color=colour, xerr=err, capsize=3)
         ax.text(r["time_to_target_max"], y, f" {r['time_to_target_s']:.0f} s", va="center", fontsize=8)
-    ax.set_yticks(range(len(rows)), [f"{r['name']}\n{r['switches']}" for r in rows], fontsize=7)
+    ax.set_yticks(range(len(rows)), [r["name"] + "\n" + textwrap.fill(r["switches"], 44) for r in rows], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlim(0, record["budget_s"] * 1.25)
     ax.set_xlabel(f"seconds to NDCG@100 {record['target_ndcg']:.4f} (range: the timing windows)")
