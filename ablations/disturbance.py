@@ -23,7 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vaecf.errors import ConfigError, VaecfError
+from vaecf.config import AT_LEAST_0, FRACTION_OPEN, POSITIVE, validate
+from vaecf.errors import VaecfError
 from vaecf.machine_state import between, sample
 
 
@@ -39,12 +40,8 @@ class Policy:
     """The interval over which the others' share is measured while waiting."""
 
     def __post_init__(self) -> None:
-        if not 0 < self.threshold < 1:
-            raise ConfigError("threshold", self.threshold, "in (0, 1)")
-        if self.repeats < 0:
-            raise ConfigError("repeats", self.repeats, ">= 0")
-        if not self.wait_quiet_s >= 0:  # also refuses NaN
-            raise ConfigError("wait_quiet_s", self.wait_quiet_s, ">= 0 seconds")
+        validate(self, {"threshold": FRACTION_OPEN, "repeats": AT_LEAST_0, "wait_quiet_s": AT_LEAST_0,
+                        "poll_s": POSITIVE})
 
 
 DEFAULT = Policy()
