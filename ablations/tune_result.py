@@ -123,7 +123,7 @@ def reading(record: dict[str, Any]) -> str:
                         f"reach the target within T = {record['budget_s']:.0f} s: the tune gets there at least "
                         f"{s['ratio_at_least']:.2f}x sooner.")
         else:
-            verdict = "sooner" if s["distinguishable"] else "not distinguishably sooner (the windows' ranges overlap)"
+            verdict = "sooner" if s["distinguishable"] else "sooner, not distinguishably (the windows' ranges overlap)"
             text.append(f"- Against {label} ({called}, {other['users_to_target']:,} users to the target): "
                         f"{_ttt(other)}; the tune's is "
                         f"{s['ratio']:.2f}x ({s['ratio_min']:.2f}-{s['ratio_max']:.2f}) {verdict}, "
@@ -162,7 +162,7 @@ def draw(record: dict[str, Any], stem: Path) -> None:
 
     plt.rcParams["svg.hashsalt"] = "vaecf"  # byte-stable SVGs, as ablations.charts
     rows = record["rows"]
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.8))
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.8))
     for y, r in enumerate(rows):
         colour = (GREEN if r["name"] == record["best"] else ORANGE if r["name"] == record["users_per_s_fastest"]
                   else GREY if r["name"] == record["paper"] else BLUE)
@@ -173,9 +173,11 @@ def draw(record: dict[str, Any], stem: Path) -> None:
         err = [[r["time_to_target_s"] - r["time_to_target_min"]], [r["time_to_target_max"] - r["time_to_target_s"]]]
         ax.barh(y, r["time_to_target_s"], color=colour, xerr=err, capsize=3)
         ax.text(r["time_to_target_max"], y, f" {r['time_to_target_s']:.0f} s", va="center", fontsize=8)
-    ax.set_yticks(range(len(rows)), [r["name"] + "\n" + textwrap.fill(r["switches"], 44) for r in rows], fontsize=7)
+    labels = [textwrap.fill(r["name"], 40) + "\n" + textwrap.fill(r["switches"], 44) for r in rows]
+    ax.set_yticks(range(len(rows)), labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlim(0, record["budget_s"] * 1.25)
+    right = max([record["budget_s"], *(r["time_to_target_max"] or 0 for r in rows)])
+    ax.set_xlim(0, right * 1.2)
     ax.set_xlabel(f"seconds to NDCG@100 {record['target_ndcg']:.4f} (range: the timing windows)")
     m = record["machine"]
     ax.set_title(f"Tune: time to the target (green: fastest to it; orange: most users/s; grey: the paper's)\n"
