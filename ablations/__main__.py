@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
                                                           "and no phase lines; the table is still printed")
     run.add_argument("--allow-cpu", action="store_true",
                      help="run a GPU ladder without a GPU, float16 as written (checks the code paths; CI)")
+    run.add_argument("--wait-quiet", metavar="SECONDS", default="0", help="before each round of timing windows, "
+                     "wait up to SECONDS for other processes to use under 10%% of the CPUs; then time anyway, "
+                     "recording that it was not quiet (0: no wait)")
     cal = sub.add_parser("calibrate", help="train the paper's recipe long on a budget's quality data (the target)",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     cal.add_argument("--budget", choices=sorted(BUDGETS), default="quick", help="whose quality data")
@@ -80,13 +83,15 @@ def main(argv: list[str] | None = None) -> int:
 def _command(args: argparse.Namespace) -> int | None:
     """Run the parsed command; what goes wrong becomes an exit code in ``main`` (``vaecf.errors.exit_code``)."""
     if args.command == "run":
+        from ablations.disturbance import Policy, parse_seconds
         from ablations.runner import run_ladder, say
         from vaecf.progress import set_quiet
 
+        policy = Policy(wait_quiet_s=parse_seconds(args.wait_quiet, "--wait-quiet"))
         set_quiet(args.quiet)
         run_dir = run_ladder(args.ladder, args.budget, dataset=args.dataset, source=args.source,
                              results=args.results, out=args.out, allow_cpu=args.allow_cpu,
-                             log=(lambda _: None) if args.quiet else say)
+                             log=(lambda _: None) if args.quiet else say, policy=policy)
         print((run_dir / "table.md").read_text())
         print("charts: " + ", ".join(str(run_dir / f"{c}.png") for c in ("ladder", "quality_vs_time",
                                                                          "time_to_target")))

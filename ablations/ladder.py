@@ -3,7 +3,9 @@
 A ladder is TOML (see ``ladders/``): a baseline and steps, each a named set of overrides on the
 step before; or, with ``mode = "leave-one-out"``, a set of switches (each with its off value in
 ``baseline`` and its on value in ``full``) from which the runner searches the fastest
-configuration (``ablations.search``). ``resolve`` turns a ladder into concrete steps for the
+configuration (``ablations.search``); with ``mode = "tune"``, the same switches and a grid of
+batch, learning-rate scaling, precision and workers, searched for the fastest time to the target
+(``ablations.tune``). ``resolve`` turns a ladder into concrete steps for the
 hardware at hand: a float16 step becomes bfloat16 on a machine without a GPU when the step says
 so (``cpu = {...}``), a step that cannot run (more workers than GPUs or cores) is kept as
 *skipped, with its reason*, and a batch larger than the budget allows is capped, with a note.
@@ -187,8 +189,8 @@ class Ladder:
             ladder = Ladder(**data)
         except TypeError as e:
             raise LadderError(f"{path}: {e}") from e
-        if ladder.mode not in ("ladder", "leave-one-out"):
-            raise LadderError(f"{path}: mode = {ladder.mode!r}; allowed: 'ladder', 'leave-one-out'")
+        if ladder.mode not in ("ladder", "leave-one-out", "tune"):
+            raise LadderError(f"{path}: mode = {ladder.mode!r}; allowed: 'ladder', 'leave-one-out', 'tune'")
         for i, step in enumerate(ladder.steps):
             where = f"{path}: steps[{i}]"
             if unknown := sorted(set(step) - _STEP_FIELDS):

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ablations import quality, speed, verdicts
+from ablations import disturbance, quality, speed, verdicts
 from ablations.jobs import REDO
 from ablations.ladder import Budget, Step
 from vaecf.integrity import read_record, write_record
@@ -58,8 +58,10 @@ def _name(a: Step, b: Step) -> str:
 
 
 def more_windows(steps: list[Step], mode: str, record: dict[str, Any], run_dir: Path, budget: Budget, cache: Path,
-                 log: Log) -> dict[str, Any]:
-    """Extra rounds for the pairs whose speed is not distinguishable; the speed record, with them."""
+                 log: Log, policy: disturbance.Policy = disturbance.DEFAULT) -> dict[str, Any]:
+    """Extra rounds for the pairs whose speed is not distinguishable; the speed record, with them.
+
+    ``policy``: the run's rules for disturbed windows, which the extra rounds follow too."""
     state = _load(run_dir, budget)
     scale = 1.0  # actual / estimated seconds of the latest extra round
     while not state.get("windows_done"):  # once done, a resumed run keeps the same windows (and so T)
@@ -91,7 +93,8 @@ def more_windows(steps: list[Step], mode: str, record: dict[str, Any], run_dir: 
         r = 1 + max(int(k) for windows in record["windows"].values() for k in windows)  # a round of their own
         log(f"speed: {len(todo)} configurations not yet distinguishable from their neighbour: round {r + 1}")
         start = time.monotonic()
-        record = speed.time_windows(list(todo.values()), run_dir, budget, cache, log, windows=r + 1)
+        record = speed.time_windows(list(todo.values()), run_dir, budget, cache, log, windows=r + 1,
+                                     policy=policy)
         took = time.monotonic() - start
         scale = took / (expected / scale)
         state["spent_s"] += took

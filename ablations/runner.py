@@ -4,7 +4,8 @@ A run, in order (each part recorded as it finishes, so a killed run resumes wher
 
 1. The quality data is prepared and the hardware probed (in a child: this process never imports
    TensorFlow). The steps are resolved for this hardware, or, for a leave-one-out ladder,
-   searched (``ablations.search``).
+   searched (``ablations.search``), or, for a tune, a grid with each point's fastest speed
+   switches searched (``ablations.tune``; its result: ``ablations.tune_result``).
 2. The calibration of the quality data (``ablations.quality``) is read from
    ``results/calibration/`` or made: it fixes the target NDCG@100, the seed noise and the budget.
 3. Speed (``ablations.speed``): every distinct configuration in interleaved windows; more rounds for
@@ -39,6 +40,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ablations import quality, rates, repeat, speed
+from ablations.disturbance import DEFAULT, Policy
 from ablations.jobs import REDO
 from ablations.ladder import BUDGETS, PAPER_CODE_PATH, Budget, Hardware, Ladder, Step, prepare_quality, resolve
 from vaecf import doctor
@@ -70,12 +72,14 @@ def run_id(ladder: str, budget: str) -> str:
 
 def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None = None, source: Path | None = None,
                results: Path = Path("results"), data_cache: Path = Path(".cache/data"), out: Path | None = None,
-               hardware: Hardware | None = None, log: Log = say, allow_cpu: bool = False) -> Path:
+               hardware: Hardware | None = None, log: Log = say, allow_cpu: bool = False,
+               policy: Policy = DEFAULT) -> Path:
     """Run (or resume) every step of a ladder; returns the run folder.
 
     ``dataset`` replaces the budget's quality data (``source``: a local copy of it). ``allow_cpu``
     runs a GPU ladder (``needs_gpu``) where TensorFlow sees no GPU, float16 steps as written: every
-    GPU code path executed on a CPU (CI), not a measurement of GPUs.
+    GPU code path executed on a CPU (CI), not a measurement of GPUs. ``policy``: disturbed timing
+    windows and waiting for quiet (``ablations.disturbance``).
     """
     ladder = Ladder.load(ladder_name)
     budget = _budget(budget_name, dataset)
@@ -99,12 +103,16 @@ def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None
     if ladder.mode == "leave-one-out":
         from ablations.search import search
 
-        steps, run["search"] = search(ladder, hardware, budget, train_users, run_dir, data_cache, log)
+        steps, run["search"] = search(ladder, hardware, budget, train_users, run_dir, data_cache, log, policy)
+    elif ladder.mode == "tune":
+        from ablations.tune import search as tune
+
+        steps, run["tune"] = tune(ladder, hardware, budget, train_users, run_dir, data_cache, log, policy)
     else:
         steps = resolve(ladder, hardware, budget, train_users, float16_on_cpu=allow_cpu)
     reference = Step(-1, "the original code path (time budget)", "", PAPER_CODE_PATH)
-    speeds = speed.time_windows([*steps, reference], run_dir, budget, data_cache, log)
-    speeds = repeat.more_windows(steps, ladder.mode, speeds, run_dir, budget, data_cache, log)
+    speeds = speed.time_windows([*steps, reference], run_dir, budget, data_cache, log, policy=policy)
+    speeds = repeat.more_windows(steps, ladder.mode, speeds, run_dir, budget, data_cache, log, policy)
     rates.ensure(run_dir / "rates.json", [s.train for s in steps if s.skip is None], budget.speed_items, log)
     seconds_per_update = {s.speed_key: speed.speed_summary(speeds, s)["seconds_per_update"]
                           for s in [*steps, reference] if s.skip is None}

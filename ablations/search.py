@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ablations import speed
+from ablations.disturbance import DEFAULT, Policy
 from ablations.ladder import SWITCH_NAMES, Budget, Hardware, Ladder, Step, cap_batch, fit_to, large_batch_recipe
 from vaecf.config import TrainConfig
 
@@ -46,7 +47,7 @@ def configuration(ladder: Ladder, on: frozenset[str], flips: dict[str, tuple[Any
 
 
 def search(ladder: Ladder, hardware: Hardware, budget: Budget, train_users: int, run_dir: Path, cache: Path,
-           log: Callable[[str], None]) -> tuple[list[Step], dict[str, Any]]:
+           log: Callable[[str], None], policy: Policy = DEFAULT) -> tuple[list[Step], dict[str, Any]]:
     """The fastest configuration measured here and each switch flipped from it: (steps, the search's record)."""
     flips = switches(ladder, hardware)
     measured: dict[frozenset[str], Step] = {}
@@ -64,7 +65,7 @@ def search(ladder: Ladder, hardware: Hardware, budget: Budget, train_users: int,
         for on in around:
             measured.setdefault(on, step(on, name="+".join(sorted(on)) or "all off"))
         # One window per candidate to choose: the configurations reported get all of theirs later.
-        record = speed.time_windows(list(measured.values()), run_dir, budget, cache, log, windows=1)
+        record = speed.time_windows(list(measured.values()), run_dir, budget, cache, log, windows=1, policy=policy)
         rate = {on: speed.speed_summary(record, measured[on])["users_per_s"] for on in around}
         fastest = max(around, key=lambda on: rate[on])
         rounds.append({"from": sorted(current), "fastest": sorted(fastest),

@@ -7,7 +7,9 @@ rounds; in every round each configuration gets one window (``warmup`` untimed st
 ``steps`` timed ones of the largest batch; a smaller batch gets up to twice as many, as long as
 they time no more users) in a fresh child process, one after the other, so that a machine whose
 load drifts during the run is shared out evenly between the steps rather than falling on one.
-A step's speed is the median of its windows' medians, with their spread.
+A step's speed is the median of its windows' medians, with their spread. Each window records the
+machine's state during it and its round's GEMM rate; a disturbed one is timed again, within
+bounds (``ablations.disturbance``).
 
 The runner's own process never imports TensorFlow (on a GPU it would reserve the device's
 memory before a child could): the GEMM ceilings are measured by the children, in the first and
@@ -21,6 +23,7 @@ are started through ``vaecf.launch`` with their workers; rank 0 writes OUT).
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +33,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ablations import disturbance
 from ablations.jobs import REDO, run_job
 from ablations.ladder import Budget, Step
 from vaecf.config import ModelConfig, TrainConfig
@@ -47,12 +51,14 @@ def ceiling_shapes(steps: Sequence[Step]) -> list[tuple[int, str]]:
 
 
 def time_windows(steps: Sequence[Step], run_dir: Path, budget: Budget, cache: Path,
-            log: Callable[[str], None], windows: int | None = None) -> dict[str, Any]:
+            log: Callable[[str], None], windows: int | None = None,
+            policy: disturbance.Policy = disturbance.DEFAULT) -> dict[str, Any]:
     """Time every distinct configuration of ``steps`` in ``windows`` (default: the budget's) rounds.
 
     Returns the speed record (``run_dir/speed.json``), rewritten after every window, so a killed
     run resumes with the windows it has; a window is recorded whole or not at all. Fewer windows
-    now and more later add to the same record.
+    now and more later add to the same record. ``policy``: what counts as a disturbed window, how often
+    one is repeated, and how long to wait for quiet before each round.
     """
     unique: dict[str, Step] = {}
     for s in steps:  # the first step of each cost is the one named in the log
@@ -70,15 +76,17 @@ def time_windows(steps: Sequence[Step], run_dir: Path, budget: Budget, cache: Pa
         record["workload"] = {"preset": PRESET, "users": users, "items": budget.speed_items,
                               "mean_items": sp.load_npz(data).nnz / users}
     shapes = ceiling_shapes(list(unique.values()))
+    record["disturbance"] = {"threshold": policy.threshold, "repeats": policy.repeats}
     rounds = windows or budget.windows
     with Phase(rounds * len(unique), "speed", "windows",
                done=sum(not _missing(record, key, r) for key in unique for r in range(rounds))) as phase:
-        _rounds(record, unique, shapes, rounds, run_dir, data, budget, log, phase)
+        _rounds(record, unique, shapes, rounds, run_dir, data, budget, log, phase, policy)
     return record
 
 
 def _rounds(record: dict[str, Any], unique: dict[str, Step], shapes: list[tuple[int, str]], rounds: int,
-            run_dir: Path, data: Path, budget: Budget, log: Callable[[str], None], phase: Phase) -> None:
+            run_dir: Path, data: Path, budget: Budget, log: Callable[[str], None], phase: Phase,
+            policy: disturbance.Policy) -> None:
     """The timing windows ``record`` lacks, round by round, each recorded as it finishes."""
     path = run_dir / "speed.json"
     took: dict[str, float] = {}  # seconds of each child (the single-worker one, each world) in its latest round
@@ -97,7 +105,7 @@ def _rounds(record: dict[str, Any], unique: dict[str, Step], shapes: list[tuple[
         if single or ceilings:
             log(f"speed, round {r + 1} of {rounds}: " + ", ".join(s.name for s in single))
             start = time.monotonic()
-            out = _child(run_dir, r, single, ceilings, data, budget)
+            out = _timed(run_dir, r, single, ceilings, data, budget, policy, log)
             took["single"] = time.monotonic() - start
             for key, window in out["windows"].items():
                 record["windows"].setdefault(key, {})[f"{r}"] = window
@@ -110,7 +118,7 @@ def _rounds(record: dict[str, Any], unique: dict[str, Step], shapes: list[tuple[
             if step.train.workers > 1 and _missing(record, key, r):
                 log(f"speed, round {r + 1} of {rounds}: {step.name} ({step.train.workers} workers)")
                 start = time.monotonic()
-                out = _child(run_dir, r, [step], [], data, budget)
+                out = _timed(run_dir, r, [step], [], data, budget, policy, log)
                 took[key] = time.monotonic() - start
                 record["windows"].setdefault(key, {})[f"{r}"] = out["windows"][key]
                 write_record(path, record)
@@ -126,11 +134,39 @@ def _missing(record: dict[str, Any], key: str, r: int) -> bool:
     return f"{r}" not in record["windows"].get(key, {})
 
 
+def _timed(run_dir: Path, r: int, steps: list[Step], shapes: list[tuple[int, str]], data: Path, budget: Budget,
+           policy: disturbance.Policy, log: Callable[[str], None]) -> dict[str, Any]:
+    """``_child`` after waiting for quiet (when asked), its disturbed windows timed again: at most
+    ``policy.repeats`` times, and no more once an attempt is no quieter than the one before (the
+    disturbance is not passing: another attempt would measure it again)."""
+    wait = disturbance.wait_quiet(policy, log)
+    out = _child(run_dir, r, steps, shapes, data, budget)
+    again = [s for s in steps if disturbance.disturbed(out["windows"][s.speed_key], policy.threshold)]
+    for attempt in range(policy.repeats):
+        if not again:
+            break
+        log(f"speed, round {r + 1}: {len(again)} window(s) disturbed (other processes above "
+            f"{policy.threshold:.0%} of the CPUs): timing again ({attempt + 1} of {policy.repeats})")
+        redo = _child(run_dir, r, again, [], data, budget)
+        passing = []
+        for s in again:
+            before, new = out["windows"][s.speed_key], redo["windows"][s.speed_key]
+            if disturbance.disturbed(new, policy.threshold) and disturbance.quieter(new, before):
+                passing.append(s)
+            out["windows"][s.speed_key] = disturbance.keep(before, new)
+        again = passing
+    if wait is not None:
+        for window in out["windows"].values():
+            window["quiet_wait"] = wait
+    return out
+
+
 def _child(run_dir: Path, r: int, steps: list[Step], shapes: list[tuple[int, str]], data: Path,
            budget: Budget) -> dict[str, Any]:
     """One child process (or one data-parallel world) timing ``steps`` in window ``r``."""
     job = {"window": r, "data": str(data), "warmup": budget.warmup_steps, "steps": budget.window_steps,
-           "ceilings": shapes, "configs": {s.speed_key: dataclasses.asdict(s.train) for s in steps}}
+           "ceilings": shapes, "configs": {s.speed_key: dataclasses.asdict(s.train) for s in steps},
+           "root_pid": os.getpid()}
     train = steps[0].train if steps else TrainConfig()
     what = f"timing window {r + 1} of {', '.join(s.name for s in steps) or 'the ceilings'}"
     return run_job("ablations.speed", job, run_dir / "speed", train.workers if len(steps) == 1 else 1, train.engine,
@@ -153,7 +189,9 @@ def speed_summary(record: dict[str, Any], step: Step) -> dict[str, Any]:
     devices = step.train.workers if record["machine"]["gpu_count"] else 1
     fpu = flops_per_user(record["workload"]["items"], ModelConfig(), record["workload"]["mean_items"])
     users_per_s = float(np.median(medians))
+    threshold = record.get("disturbance", {}).get("threshold", disturbance.DEFAULT.threshold)
     return {
+        **disturbance.summarise(windows, threshold),
         "users_per_s": users_per_s,
         "window_medians": medians,
         "window_min": min(medians), "window_max": max(medians),
@@ -169,10 +207,12 @@ def speed_summary(record: dict[str, Any], step: Step) -> dict[str, Any]:
 # -- the child ------------------------------------------------------------------------------------
 
 def child_main(job_path: Path, out_path: Path) -> None:
-    """Measure the job's ceilings, then time each configuration for one window; write the result."""
+    """Measure the job's ceilings and its shapes' GEMM rates in this round, then time each configuration for
+    one window with the machine's state during it; write the result."""
     import gc
 
     from vaecf.launch import is_worker, world_from_env
+    from vaecf.machine_state import between, sample
 
     job = read_json(job_path)
     configs = {key: TrainConfig(**c) for key, c in job["configs"].items()}
@@ -186,6 +226,12 @@ def child_main(job_path: Path, out_path: Path) -> None:
     matrix = sp.load_npz(job["data"]).tocsr()
     ceilings = {f"{batch},{precision}": gemm_rate(batch, ModelConfig().hidden[-1], matrix.shape[1], precision,
                                                   repeats=2) for batch, precision in job["ceilings"]}
+    # This round's GEMM rate at each step's shape: the ceiling where this round measured it, else a short
+    # one; not in a world, whose workers would share the cores and measure each other.
+    shapes = {f"{t.global_batch // t.workers},{t.precision}": (t.global_batch // t.workers, t.precision)
+              for t in configs.values()} if world is None else {}
+    gemm = {shape: ceilings.get(shape) or gemm_rate(batch, ModelConfig().hidden[-1], matrix.shape[1], precision,
+                                                    repeats=1) for shape, (batch, precision) in shapes.items()}
     windows = {}
     # A smaller batch, cheap, gets more timed steps: as many as time the users of ``steps`` steps of the
     # largest batch the workload was sized for (``time_windows``: rows = that batch x (warm-up + steps)),
@@ -195,12 +241,15 @@ def child_main(job_path: Path, out_path: Path) -> None:
         reset_peak_memory()
         steps = min(2 * job["steps"], max(job["steps"], timed_users // train.global_batch))
         trainer = Trainer(matrix.shape[1], _run_config(train), world=world, warmup_steps=job["warmup"])
+        before = sample(job.get("root_pid"))
         trainer.train_epoch(matrix, job["window"], max_steps=job["warmup"] + steps, show_progress=False)
+        state = between(before, sample(job.get("root_pid")))
         timed = trainer.throughput.users_per_s
         if len(timed) < steps:
             raise VaecfError(f"{key}: only {len(timed)} full timed steps (workload too small)")
         windows[key] = {"users_per_s": timed, "users_per_s_median": float(np.median(timed)), **window_peak_bytes(),
-                        "tf32": TF32[train.precision]}
+                        "tf32": TF32[train.precision], "state": state,
+                        "gemm_flops": gemm.get(f"{train.global_batch // train.workers},{train.precision}")}
         del trainer
         gc.collect()
     if world is None or world.rank == 0:

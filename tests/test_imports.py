@@ -48,7 +48,7 @@ def test_import_vaecf_does_not_import_tensorflow(tmp_path: Path) -> None:
     assert run.stdout.strip() == "[]", run.stderr
 
 
-@pytest.mark.parametrize("argv", [["plot", "--help"], ["list"], ["--help"], ["project", "--help"]])
+@pytest.mark.parametrize("argv", [["plot", "--help"], ["list"], ["--help"], ["project", "--help"], ["run", "--help"]])
 def test_ablations_light_commands_do_not_import_tensorflow(argv: list[str], tmp_path: Path) -> None:
     assert _modules_after("ablations.__main__", argv, tmp_path) == "0 []"
 

@@ -47,6 +47,10 @@ def test_tiny_ladder_runs_resumes_and_refuses_changed_code(tmp_path, monkeypatch
     assert rows["sparse input"]["quality_from"] == "00-baseline"  # same computation: one curve, trained once
     windows = len(speed.speed_summary(load_run(run_dir)["speed"], _step(run_dir, 1))["window_medians"])
     assert 3 <= windows <= BUDGETS["smoke"].max_windows  # more where the two steps were not yet distinguishable
+    for windows_of in load_run(run_dir)["speed"]["windows"].values():  # each window knows the machine's state
+        for window in windows_of.values():
+            assert window["gemm_flops"] > 0 and 0 <= window["state"]["others_share"] <= 1
+            assert window["state"]["ours_share"] > 0.05  # the child's own training, seen as ours
 
     # Everything is recorded: a rerun measures and trains nothing, and redraws the same table.
     table = (run_dir / "table.md").read_text()
