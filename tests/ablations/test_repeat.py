@@ -5,13 +5,16 @@ import json
 
 import pytest
 
-from ablations import repeat, speed, verdicts
+from ablations import disturbance, repeat, speed, verdicts
 from ablations.ladder import BUDGETS, Step
 from vaecf.config import TrainConfig
 
 STEPS = [Step(0, "a", "", TrainConfig(batch_size=100)), Step(1, "b", "", TrainConfig(batch_size=200)),
          Step(2, "c", "", TrainConfig(batch_size=200, input="dense"))]
 BUDGET = dataclasses.replace(BUDGETS["quick"], max_windows=6, repeat_s=1000.0)
+
+POLICY = disturbance.Policy(threshold=0.25, repeats=1)
+"""A run's own rules for disturbed windows, which its extra rounds must follow."""
 
 
 def run(tmp_path, monkeypatch, c_later, budget=BUDGET):
@@ -22,7 +25,8 @@ def run(tmp_path, monkeypatch, c_later, budget=BUDGET):
               "workload": {"users": 1000}}
     timed = []
 
-    def time_windows(steps, run_dir, budget, cache, log, windows):
+    def time_windows(steps, run_dir, budget, cache, log, windows, policy):
+        assert policy == POLICY  # the run's rules reach the extra rounds
         for s in steps:
             for r in range(windows):
                 record["windows"][s.speed_key].setdefault(str(r), {"users_per_s_median": rate[s.speed_key](r)})
@@ -30,7 +34,7 @@ def run(tmp_path, monkeypatch, c_later, budget=BUDGET):
         return record
 
     monkeypatch.setattr(speed, "time_windows", time_windows)
-    out = repeat.more_windows(STEPS, "ladder", record, tmp_path, budget, tmp_path, lambda _: None)
+    out = repeat.more_windows(STEPS, "ladder", record, tmp_path, budget, tmp_path, lambda _: None, POLICY)
     return out, timed, json.loads((tmp_path / "repeat.json").read_text())
 
 
