@@ -377,7 +377,7 @@ def command(args: Any) -> None:
     """``python -m ablations rates | project | heldout`` (parsed in ``ablations.__main__``)."""
     from ablations.rates import ensure
     from vaecf.io import write_json
-    from vaecf.provenance import machine_name
+    from vaecf.provenance import header, machine_name
 
     if args.command == "rates":
         if args.run is not None:
@@ -415,7 +415,7 @@ def command(args: Any) -> None:
         rates = read_record(args.probe, "rerun python -m ablations rates")
         record = heldout(rates, str(args.probe))
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_json(args.out.with_suffix(".json"), record)
+        write_json(args.out.with_suffix(".json"), {"machine": header(), **record})
         table = heldout_table(record)
         atomic_write(args.out.with_suffix(".md"), lambda tmp: tmp.write_text(table))
         print(table)
