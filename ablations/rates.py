@@ -38,6 +38,9 @@ from vaecf.provenance import header
 
 REPEATS = 7
 """Batches prepared per (input, batch)."""
+RATE_REPEATS = 5
+"""Timed calls per GEMM rate and per all-reduce, after a warm-up call: the best is kept, so a call that
+shared the cores with other work is outvoted."""
 BANDWIDTH_FLOATS = 1 << 25
 """Elements of the bandwidth probe's tensor (128 MiB in float32): far beyond any cache."""
 
@@ -175,11 +178,11 @@ def world_rates(world: Any, job: dict[str, Any]) -> dict[str, Any]:
     rates = {}
     for b, p, x in job["world"]:
         barrier()
-        rates[gemm_key(b, p, x)] = gemm_rate(b, model.hidden[-1], job["items"], p, repeats=2, xla=x)
+        rates[gemm_key(b, p, x)] = gemm_rate(b, model.hidden[-1], job["items"], p, repeats=RATE_REPEATS, xla=x)
     barrier()
     bandwidth = memory_bandwidth()
     barrier()
-    allreduce_s = best_time(collective(grads), 3)
+    allreduce_s = best_time(collective(grads), RATE_REPEATS)
     size = world.size
     return {"workers": size, "engine": job["engine"], "gemm_flops": rates, "memory_bw": bandwidth,
             "allreduce_s": allreduce_s, "allreduce_bytes": gradient_bytes,
@@ -216,7 +219,8 @@ def child_main(job_path: Path, out_path: Path) -> None:
         "overhead_s": overhead["cpu"],
         "wall_s": {"host_prep": {key: t["wall"] for key, t in host.items()}, "overhead": overhead["wall"]},
         "memory_bw": memory_bandwidth(),
-        "gemm_flops": {gemm_key(b, p, x): gemm_rate(b, ModelConfig().hidden[-1], job["items"], p, repeats=2, xla=x)
+        "gemm_flops": {gemm_key(b, p, x): gemm_rate(b, ModelConfig().hidden[-1], job["items"], p,
+                                                       repeats=RATE_REPEATS, xla=x)
                        for b, p, x in job["gemm"]},
     }
     record["load_average_after"] = list(os.getloadavg())
