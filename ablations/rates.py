@@ -34,7 +34,7 @@ from vaecf.config import ModelConfig, TrainConfig
 from vaecf.costmodel import gemm_key
 from vaecf.integrity import read_record, write_record
 from vaecf.io import read_json
-from vaecf.provenance import header
+from vaecf.provenance import header, header_of
 
 REPEATS = 7
 """Batches prepared per (input, batch)."""
@@ -76,20 +76,33 @@ def missing(record: dict[str, Any], job: dict[str, list[Any]]) -> bool:
 
 def ensure(path: Path, trains: Iterable[TrainConfig], items: int, log: Callable[[str], None],
            gemm: bool = True) -> dict[str, Any]:
-    """The probe record at ``path``, measured (in a child, and in a world per worker count) unless it
-    already covers every shape."""
+    """The probe record at ``path`` covering every shape of ``trains``: what it lacks is measured (in a
+    child for one process's figures, in a world per worker count), what it has is kept.
+
+    A world is added to a probe without measuring the rest again, so the figures a ladder run probed
+    beside its speed windows stay the run's; each world carries its own provenance header.
+    """
     job: dict[str, Any] = needs(trains, gemm)
-    if path.is_file():
-        record = read_record(path, "delete it and rerun: the probe takes a minute")
-        if not missing(record, job):
-            return record
-    log(f"probing this machine's rates at {len(job['gemm'])} GEMM and {len(job['host'])} host shapes"
-        + (f", and in {len({w[0] for w in job['worlds']})} data-parallel world(s)" if job["worlds"] else ""))
+    record = read_record(path, "delete it and rerun: the probe takes a minute") if path.is_file() else None
+    one = record is None or missing(record, {**job, "worlds": []})
+    worlds = [n for n in sorted({w[0] for w in job["worlds"]})
+              if record is None or missing(record, {"host": [], "gemm": [], "worlds": [w for w in job["worlds"]
+                                                                                        if w[0] == n]})]
+    if record is not None and not one and not worlds:
+        return record
+    log((f"probing this machine's rates at {len(job['gemm'])} GEMM and {len(job['host'])} host shapes" if one
+         else "probing this machine's rates") + (f", and in a world of {', '.join(map(str, worlds))} workers"
+                                                 if worlds else ""))
     work, log_path = path.with_suffix(""), path.with_suffix(".log")
-    record = run_job("ablations.rates", {**job, "items": items}, work, 1, "auto", log_path,
-                     "the probe of this machine's rates")
-    record["worlds"] = {}
-    for workers in sorted({w[0] for w in job["worlds"]}):
+    kept = dict(record.get("worlds", {})) if record else {}
+    if one or record is None:
+        record = run_job("ablations.rates", {**job, "items": items}, work, 1, "auto", log_path,
+                         "the probe of this machine's rates")
+    else:  # kept; a probe made before worlds has its header moved to where every record keeps it
+        rest = {k: v for k, v in record.items() if k not in ("machine", "provenance")}
+        record = {"machine": header_of(record), **rest}
+    record["worlds"] = kept
+    for workers in worlds:
         shapes = [w[2:] for w in job["worlds"] if w[0] == workers]
         engine = next(w[1] for w in job["worlds"] if w[0] == workers)
         record["worlds"][str(workers)] = run_job(
@@ -184,7 +197,7 @@ def world_rates(world: Any, job: dict[str, Any]) -> dict[str, Any]:
     barrier()
     allreduce_s = best_time(collective(grads), RATE_REPEATS)
     size = world.size
-    return {"workers": size, "engine": job["engine"], "gemm_flops": rates, "memory_bw": bandwidth,
+    return {"machine": header(), "workers": size, "engine": job["engine"], "gemm_flops": rates, "memory_bw": bandwidth,
             "allreduce_s": allreduce_s, "allreduce_bytes": gradient_bytes,
             "allreduce_bw": 2 * (size - 1) / size * gradient_bytes / allreduce_s}
 

@@ -6,6 +6,7 @@ import pytest
 
 from ablations import rates
 from vaecf.config import TrainConfig
+from vaecf.io import write_json
 
 
 def test_needs_lists_per_worker_shapes() -> None:
@@ -24,6 +25,28 @@ def test_needs_lists_per_worker_shapes() -> None:
               "gemm_flops": {"500,float32": 1.0, "2100,mixed_bfloat16": 1.0},
               "worlds": {"2": {"gemm_flops": {"1050,float32": 1.0}}}}
     assert rates.uncovered(record, job) == ["2 workers' GEMM 1050,float32,xla"]
+
+
+def test_ensure_adds_a_missing_world_and_keeps_the_rest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A probe made before worlds (header under provenance) that covers a run's one-process shapes:
+    # only the 2-worker world is measured, and the header moves under machine.
+    path = tmp_path / "rates.json"
+    old = {"machine": "box", "provenance": {"git_sha": "a" * 40, "cpu": "x"},
+           "host_prep_s": {"sparse,16": 1.0, "sparse,8": 2.0}, "gemm_flops": {"16,float32": 3.0}, "memory_bw": 4.0}
+    write_json(path, old)
+    calls = []
+
+    def fake_job(module: str, job: dict, work: Path, workers: int, *rest: object) -> dict:
+        calls.append(workers)
+        return {"machine": {"git_sha": "b" * 40}, "gemm_flops": {"8,float32": 5.0}, "allreduce_bw": 6.0}
+
+    monkeypatch.setattr(rates, "run_job", fake_job)
+    trains = [TrainConfig(batch_size=16), TrainConfig(batch_size=16, workers=2)]
+    record = rates.ensure(path, trains, 200, lambda *a: None)
+    assert calls == [2]  # the world only
+    assert record["machine"] == {"git_sha": "a" * 40, "cpu": "x", "machine_name": "box"} and "provenance" not in record
+    assert record["gemm_flops"] == {"16,float32": 3.0} and record["worlds"]["2"]["allreduce_bw"] == 6.0
+    assert rates.ensure(path, trains, 200, lambda *a: None) == record and calls == [2]  # covered: nothing measured
 
 
 @pytest.mark.slow
