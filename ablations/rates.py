@@ -197,7 +197,8 @@ def world_rates(world: Any, job: dict[str, Any]) -> dict[str, Any]:
     barrier()
     allreduce_s = best_time(collective(grads), RATE_REPEATS)
     size = world.size
-    return {"machine": header(), "workers": size, "engine": job["engine"], "gemm_flops": rates, "memory_bw": bandwidth,
+    return {"machine": header(), "load_average": list(os.getloadavg()), "workers": size, "engine": job["engine"],
+            "gemm_flops": rates, "memory_bw": bandwidth,
             "allreduce_s": allreduce_s, "allreduce_bytes": gradient_bytes,
             "allreduce_bw": 2 * (size - 1) / size * gradient_bytes / allreduce_s}
 
