@@ -173,10 +173,16 @@ def _rows(steps: list[Step], onto: str, hw: Hardware, rates: dict[str, Any], whe
             row.update(_prediction(predict(shape, at, host_cost(rates, train, where)), shape))
             if hw.kind == "cpu":
                 row["note"] = "; ".join(n for n in (
-                    f"rates of a world of {train.workers} workers" if train.workers > 1 else None,
+                    _world_note(rates, train.workers) if train.workers > 1 else None,
                     "XLA's GEMM rate; fusion not modelled" if train.xla else None) if n) or None
         rows.append(row)
     return rows
+
+
+def _world_note(rates: dict[str, Any], workers: int) -> str:
+    """Which rates a data-parallel CPU step took, and how loaded the machine was when they were measured."""
+    load = rates["worlds"][str(workers)].get("load_average")
+    return f"rates of a world of {workers} workers" + (f" (probed at load {load[0]:.1f})" if load else "")
 
 
 def _prediction(p: Prediction, shape: StepShape) -> dict[str, Any]:

@@ -30,8 +30,8 @@ OLD_SHAPE = {**{k: v for k, v in RATES.items() if k not in ("machine", "worlds")
 def fake_run(folder: Path, rates: dict | None = RATES) -> Path:
     steps: list[dict[str, Any]] = [{"index": s.index, "name": s.name, "change": "", "skip": None, "notes": [],
                                     "train": dataclasses.asdict(s.train)} for s in STEPS]
-    write_json(folder / "run.json", {"machine": {"hostname": "vm", **CPU}, "ladder": {"name": "attribution", "reference": "case-study"},
-                                     "steps": steps})
+    ladder = {"name": "attribution", "reference": "case-study"}
+    write_json(folder / "run.json", {"machine": {"hostname": "vm", **CPU}, "ladder": ladder, "steps": steps})
     window = {"peak_rss_bytes": None, "device_peak_bytes": None}
     write_json(folder / "speed.json", {
         "windows": {s.speed_key: {"0": {"users_per_s": [u], "users_per_s_median": u, **window}}
@@ -70,7 +70,7 @@ def test_project_onto_here_predicts_from_the_probe(tmp_path: Path) -> None:
     assert four["parts_s"]["gemm"] == pytest.approx(row["parts_s"]["gemm"] * 5)
     parameters = four["parts_s"]["adam"] * 4e9 / 28
     assert four["parts_s"]["allreduce"] == pytest.approx(2 * 3 / 4 * 4 * parameters / 1e9)
-    assert four["note"] == "rates of a world of 4 workers"
+    assert four["note"] == "rates of a world of 4 workers"  # the fake world records no load
 
 
 def test_here_refuses_a_probe_without_a_world_of_the_steps_workers(tmp_path: Path,
@@ -172,4 +172,4 @@ def test_a_ladder_run_ends_with_one_line_per_projected_machine(tmp_path: Path, m
     assert main(["run", "--quiet"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines[-len(project.PROJECTED):]] == [
-        "projected onto v100x4 (specs only)", "projected onto a100x8 (specs only)", "projected onto h100x1 (specs only)"]
+        f"projected onto {hw} (specs only)" for hw in ("v100x4", "a100x8", "h100x1")]
