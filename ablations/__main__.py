@@ -9,6 +9,8 @@
     python -m ablations docs                            # refresh the README's and docs' tables
     python -m ablations rates [RUN]                     # probe this machine's rates (the cost model's inputs)
     python -m ablations project RUN --onto v100x4       # the run's ladder projected onto other hardware
+    python -m ablations project RUN --onto here         # the CPU check: every step predicted vs measured
+    python -m ablations project --ladder case-study --onto v100x4 --probe RATES   # a ladder with no run
     python -m ablations heldout                         # the cost model against NVIDIA's and the talk's figures
 """
 
@@ -67,9 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     rates.add_argument("--out", type=Path, help="record path (default RUN/rates.json, or "
                        "results/<machine>/rates-heldout.json)")
     project = sub.add_parser("project", help="project a run's ladder onto described hardware (no training)")
-    project.add_argument("run", type=Path, help="run folder")
+    project.add_argument("run", type=Path, nargs="?", help="run folder (or --ladder)")
     project.add_argument("--onto", required=True, help="v100x1, v100x4, v100x8, a100x8, h100x1, ..., or here")
     project.add_argument("--probe", type=Path, help="rates record (default RUN/rates.json)")
+    project.add_argument("--ladder", help="a ladder with no run, at the full budget's shapes (needs --probe)")
+    project.add_argument("--out", type=Path, help="with --ladder: writes OUT.{md,json,png,svg} "
+                         "(default results/projection/LADDER-ONTO)")
     held = sub.add_parser("heldout", help="predict NVIDIA's published throughputs and the talk's step factors")
     held.add_argument("--probe", type=Path, required=True,
                       help="rates record of this machine (python -m ablations rates)")

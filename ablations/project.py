@@ -3,9 +3,12 @@
 ``python -m ablations project RUN --onto v100x4`` predicts every step of a run on the named
 hardware (``ablations/hardware/<key>.toml`` times a GPU count, or ``here``: this machine from the
 probe) with the host's share from the run's probe (``rates.json``, ``ablations.rates``), and
-writes ``projection-<onto>.md`` and a chart beside the run's own tables. ``python -m ablations
-heldout`` predicts NVIDIA's published VAE-CF throughputs and the talk's step factors, which the
-model was never fitted to, and writes ``results/reference/costmodel-heldout.{json,md}``.
+writes ``projection-<onto>.{md,json}`` and a chart beside the run's own tables; ``--onto here``
+is the CPU check, every step's residual against its measured speed. ``python -m ablations
+project --ladder case-study --onto v100x4 --probe RATES`` projects a ladder definition with no
+run (the full budget's shapes) into ``results/projection/<ladder>-<onto>.*``. ``python -m
+ablations heldout`` predicts NVIDIA's published VAE-CF throughputs and the talk's step factors,
+which the model was never fitted to, and writes ``results/projection/heldout.{json,md}``.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ablations.ladder import BUDGETS, Ladder, resolve
+from ablations.ladder import BUDGETS, Ladder, Step, resolve
 from ablations.ladder import Hardware as LadderHardware
+from ablations.rates import needs, uncovered
 from ablations.speed import speed_summary
 from vaecf.config import TrainConfig
 from vaecf.costmodel import (
@@ -34,10 +38,12 @@ from vaecf.data.registry import ML20M
 from vaecf.errors import VaecfError
 from vaecf.integrity import read_record
 from vaecf.io import atomic_write, read_json
-from vaecf.provenance import git_sha
+from vaecf.provenance import git_sha, header_of
 
 HARDWARE = Path(__file__).resolve().parent / "hardware"
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"
+PROJECTIONS = Path("results") / "projection"
+"""Where projections of a ladder with no run go (``--ladder``), beside the held-out check."""
 ML20M_ITEMS = BUDGETS["full"].speed_items
 GROUPS = {"GEMMs": ("gemm",), "elementwise passes": ("elementwise", "first_layer", "adam"),
           "host": ("host", "overhead", "transfer"), "all-reduce": ("allreduce",)}
@@ -52,13 +58,16 @@ def known_hardware() -> list[str]:
     return [*names, "here"]
 
 
-def hardware(name: str, rates: dict[str, Any] | None) -> Hardware:
-    """A hardware name (``v100x4``, ``a100x8``, ``h100x1``, ``here``) as a description; one line if unknown."""
+def hardware(name: str, rates: dict[str, Any] | None, workers: int = 1) -> Hardware:
+    """A hardware name (``v100x4``, ``a100x8``, ``h100x1``, ``here``) as a description; one line if unknown.
+
+    ``here``: this machine from the probe, at the rates of a world of ``workers`` workers.
+    """
     if name == "here":
         if rates is None:
             raise VaecfError("--onto here needs a probe of this machine (rates.json); make one with "
                              "python -m ablations rates RUN")
-        return cpu_hardware(rates, f"here ({rates['machine']})")
+        return cpu_hardware(rates, f"here ({header_of(rates)['machine_name']})", workers)
     match = re.fullmatch(r"([a-z0-9]+)x(\d+)", name)
     path = HARDWARE / f"{match[1]}.toml" if match else None
     if path is None or not path.is_file() or int(match[2]) not in load_device(path)["counts"]:  # type: ignore[index]
@@ -83,8 +92,17 @@ def on_gpu(train: TrainConfig, hw: Hardware) -> tuple[TrainConfig, str | None]:
     return train, None
 
 
+def read_probe(path: Path, fix: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise VaecfError(f"{path}: no probe (no such file); make one with {fix}")
+    return read_record(path, f"rerun {fix}")
+
+
 def project_run(run_dir: Path, onto: str, rates_path: Path | None = None) -> dict[str, Any]:
-    """Every step of a run: measured users/s beside the projection onto ``onto``, part by part."""
+    """Every step of a run: measured users/s beside the projection onto ``onto``, part by part.
+
+    ``onto = "here"`` is the CPU check: the run's own machine, every rate from the probe.
+    """
     if not (run_dir / "run.json").is_file():
         raise VaecfError(f"{run_dir}: not a ladder run folder (no run.json)")
     rates_path = rates_path or run_dir / "rates.json"
@@ -95,36 +113,82 @@ def project_run(run_dir: Path, onto: str, rates_path: Path | None = None) -> dic
     run = read_record(run_dir / "run.json", "the run folder is damaged")
     speed = read_record(run_dir / "speed.json", "the run folder is damaged")
     hw = hardware(onto, rates)
-    probe_cpu = {k: rates.get("provenance", {}).get(k) for k in ("cpu", "cpu_flags", "cores")}
-    run_cpu = {k: run["machine"].get(k) for k in probe_cpu}
-    if onto == "here" and probe_cpu != run_cpu:
-        raise VaecfError(f"--onto here: the probe was made on {probe_cpu}, the run on {run_cpu}; "
-                         f"probe the run's own machine (python -m ablations rates {run_dir})")
-    rows = []
-    for s in run["steps"]:
-        row: dict[str, Any] = {"name": s["name"], "skip": s["skip"], "note": None}
-        if s["skip"]:
-            rows.append(row)
-            continue
-        from ablations.ladder import Step
+    steps = [Step(s["index"], s["name"], "", TrainConfig(**s["train"]), skip=s["skip"]) for s in run["steps"]]
+    if onto == "here":
+        probe_cpu = {k: header_of(rates).get(k) for k in ("cpu", "cpu_flags", "cores")}
+        run_cpu = {k: run["machine"].get(k) for k in probe_cpu}
+        if probe_cpu != run_cpu:
+            raise VaecfError(f"--onto here: the probe was made on {probe_cpu}, the run on {run_cpu}; "
+                             f"probe the run's own machine (python -m ablations rates {run_dir})")
+        if lacking := uncovered(rates, needs([s.train for s in steps if s.skip is None])):
+            raise VaecfError(f"--onto here: the probe {rates_path} has no figure for {', '.join(lacking)}; "
+                             f"rerun python -m ablations rates {run_dir}")
+    measured = {s.index: speed_summary(speed, s)["users_per_s"] for s in steps if s.skip is None}
+    rows = _rows(steps, onto, hw, rates, str(rates_path), speed["workload"]["items"],
+                 speed["workload"]["mean_items"], measured)
+    talk = read_json(REFERENCE / "case-study-ladder.json") if run["ladder"].get("reference") == "case-study" else None
+    published = {t["name"]: t["cumulative_speedup"] for t in talk["steps"]} if talk else {}
+    return {"run": str(run_dir), "ladder": run["ladder"]["name"], "onto": onto, "hardware": hw.name,
+            "specs_only": hw.specs_only, "probe": str(rates_path), "probe_machine": header_of(rates)["machine_name"],
+            "run_machine": run_dir.resolve().parent.name,
+            "published": [published.get(r["name"]) for r in rows] if talk else None, "rows": rows}
 
-        train = TrainConfig(**s["train"])
-        row["measured_users_per_s"] = speed_summary(speed, Step(s["index"], s["name"], "", train))["users_per_s"]
-        train, row["note"] = on_gpu(train, hw)
-        if hw.kind == "gpu" and train.workers > hw.devices:
+
+def project_ladder(name: str, onto: str, rates_path: Path) -> dict[str, Any]:
+    """A ladder definition's steps at the full budget (ML-20M's shape, batches as published) projected onto
+    ``onto``, with no run: host figures from a probe of this machine, beside the published ladder if the
+    ladder is a published one (step by step, in order)."""
+    ladder = Ladder.load(name)
+    if ladder.mode != "ladder":
+        raise VaecfError(f"--ladder {name}: a {ladder.mode} ladder has no fixed steps to project")
+    rates = read_probe(rates_path, "python -m ablations rates")
+    hw = hardware(onto, rates)
+    cores = int(header_of(rates).get("cores") or 1)
+    at = LadderHardware(gpus=hw.devices, cores=cores, horovod=True) if hw.kind == "gpu" else \
+        LadderHardware(gpus=0, cores=cores, horovod=False)
+    steps = resolve(ladder, at, BUDGETS["full"], ML20M.train_users)
+    rows = _rows(steps, onto, hw, rates, str(rates_path), ML20M_ITEMS, ML20M.mean_items, None)
+    talk = read_json(REFERENCE / f"{ladder.reference}-ladder.json") if ladder.reference == ladder.name else None
+    published = [1.0, *(t["cumulative_speedup"] for t in talk["steps"])] if talk else None
+    return {"run": None, "ladder": ladder.name, "onto": onto, "hardware": hw.name, "specs_only": hw.specs_only,
+            "probe": str(rates_path), "probe_machine": header_of(rates)["machine_name"], "run_machine": None,
+            "published": [published[i] if i < len(published) else None for i in range(len(rows))]
+            if published else None, "rows": rows}
+
+
+def _rows(steps: list[Step], onto: str, hw: Hardware, rates: dict[str, Any], where: str, items: int,
+          mean_items: float, measured: dict[int, float] | None) -> list[dict[str, Any]]:
+    """One row per step: measured (a run's) and projected users/s, each part's seconds, notes."""
+    rows = []
+    for step in steps:
+        row: dict[str, Any] = {"name": step.name, "skip": step.skip, "note": None}
+        if measured is not None and step.skip is None:
+            row["measured_users_per_s"] = measured[step.index]
+        train, row["note"] = on_gpu(step.train, hw)
+        if step.skip is None and hw.kind == "gpu" and train.workers > hw.devices:
             row["skip"] = f"needs {train.workers} GPUs"
-        else:
-            shape = StepShape.of(train, speed["workload"]["items"], speed["workload"]["mean_items"])
-            row.update(_prediction(predict(shape, hw, host_cost(rates, train, str(rates_path))), shape))
+        if row["skip"] is None:
+            at = hardware(onto, rates, train.workers) if hw.kind == "cpu" else hw
+            shape = StepShape.of(train, items, mean_items)
+            row.update(_prediction(predict(shape, at, host_cost(rates, train, where)), shape))
+            if hw.kind == "cpu":
+                row["note"] = "; ".join(n for n in (
+                    _world_note(rates, train.workers) if train.workers > 1 else None,
+                    "XLA's GEMM rate; fusion not modelled" if train.xla else None) if n) or None
         rows.append(row)
-    return {"run": str(run_dir), "onto": onto, "hardware": hw.name, "specs_only": hw.specs_only,
-            "probe": str(rates_path), "probe_machine": rates["machine"], "run_machine": run_dir.resolve().parent.name,
-            "reference": run["ladder"].get("reference"), "rows": rows}
+    return rows
+
+
+def _world_note(rates: dict[str, Any], workers: int) -> str:
+    """Which rates a data-parallel CPU step took, and how loaded the machine was when they were measured."""
+    load = rates["worlds"][str(workers)].get("load_average")
+    return f"rates of a world of {workers} workers" + (f" (probed at load {load[0]:.1f})" if load else "")
 
 
 def _prediction(p: Prediction, shape: StepShape) -> dict[str, Any]:
     return {"projected_users_per_s": p.users_per_s, "projected_s": p.seconds,
-            "parts_s": p.parts, "visible_s": p.visible, "global_batch": shape.batch * shape.workers}
+            "parts_s": p.parts, "visible_s": p.visible, "global_batch": shape.batch * shape.workers,
+            "bound": _bound(p)}
 
 
 PROJECTED = ("v100x4", "a100x8", "h100x1")
@@ -178,7 +242,7 @@ def heldout(rates: dict[str, Any], rates_path: str) -> dict[str, Any]:
                         "residual": factor / published["step_speedup"] - 1, "bound": _bound(after),
                         "parts_s": after.parts})
     devices = {p.stem: {k: e for k, e in sourced(load_device(p))} for p in sorted(HARDWARE.glob("*.toml"))}
-    return {"made_at": git_sha(), "probe": rates_path, "probe_machine": rates["machine"],
+    return {"made_at": git_sha(), "probe": rates_path, "probe_machine": header_of(rates)["machine_name"],
             "host_prep_s": rates["host_prep_s"], "overhead_s": rates["overhead_s"],
             "workload": {"items": ML20M_ITEMS, "mean_items": ML20M.mean_items},
             "nvidia": rows, "talk": factors, "parameters": devices,
@@ -210,47 +274,66 @@ def heldout_table(record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+CHECK_GOAL = 0.25
+"""The CPU check's goal: every step predicted within +-25% of its measured speed (issue #17)."""
+
+
 def projection_table(proj: dict[str, Any]) -> str:
+    """The projection as Markdown: a run's measured speed beside it (with the residual on its own machine)."""
     label = f"projected onto {proj['hardware']}" + (" (specs only)" if proj["specs_only"] else "")
-    check = proj["onto"] == "here"  # the CPU check: the same machine, so a residual
-    lines = [f"| step | measured users/s ({proj['run_machine']}) | {label}: users/s | "
-             + ("residual | " if check else "") + " | ".join(f"{g} (ms/update)" for g in GROUPS)
-             + " | bound by | notes |",
-             "|---|---|---|" + "---|" * (len(GROUPS) + check) + "---|---|"]
+    has_run = proj["run"] is not None
+    check = proj["onto"] == "here" and has_run  # the CPU check: the same machine, so a residual
+    head = ["step"] + ([f"measured users/s ({proj['run_machine']})"] if has_run else []) + [f"{label}: users/s"] \
+        + (["residual"] if check else []) + [f"{g} (ms/update)" for g in GROUPS] + ["bound by", "notes"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in proj["rows"]:
-        measured = f"{r['measured_users_per_s']:,.0f}" if "measured_users_per_s" in r else "-"
+        cells = [r["name"]]
+        if has_run:
+            cells.append(f"{r['measured_users_per_s']:,.0f}" if "measured_users_per_s" in r else "-")
         if "projected_users_per_s" not in r:
-            lines.append(f"| {r['name']} | {measured} | - |" + " - |" * (len(GROUPS) + check) + f" - | {r['skip']} |")
+            lines.append("| " + " | ".join(cells + ["-"] * (len(head) - len(cells) - 1) + [r["skip"]]) + " |")
             continue
-        groups = [sum(r["visible_s"][k] for k in keys) * 1e3 for keys in GROUPS.values()]
-        bound = list(GROUPS)[groups.index(max(groups))]
-        residual = f"{r['projected_users_per_s'] / r['measured_users_per_s'] - 1:+.0%} | " if check else ""
-        lines.append(f"| {r['name']} | {measured} | {r['projected_users_per_s']:,.0f} | {residual}"
-                     + " | ".join(f"{g:.2f}" for g in groups) + f" | {bound} | {r['note'] or ''} |")
-    lines += ["", f"Projected: `vaecf.costmodel` on `{proj['onto']}`, host figures from the probe made on "
-              f"{proj['probe_machine']} ({proj['probe']}). The parts are those on the step's critical path "
-              "(prefetch hides the shorter of host and device)."]
+        cells.append(f"{r['projected_users_per_s']:,.0f}")
+        notes = [r["note"]] if r["note"] else []
+        if check:
+            residual = r["projected_users_per_s"] / r["measured_users_per_s"] - 1
+            cells.append(f"{residual:+.0%}")
+            if abs(residual) > CHECK_GOAL:
+                notes.append(f"outside +-{CHECK_GOAL:.0%}")
+        cells += [f"{sum(r['visible_s'][k] for k in keys) * 1e3:.2f}" for keys in GROUPS.values()]
+        lines.append("| " + " | ".join(cells + [r["bound"], "; ".join(notes)]) + " |")
+    source = f"the run's steps ({proj['run']})" if has_run else \
+        f"the {proj['ladder']} ladder's steps at the full budget (ML-20M's shape, batches as published; no run)"
+    lines += ["", f"Projected: `vaecf.costmodel` on `{proj['onto']}` for {source}, host figures from the probe "
+              f"made on {proj['probe_machine']} ({proj['probe']}). The parts are those on the step's critical path "
+              "(prefetch hides the shorter of host and device)."
+              + (" Residual = projected / measured - 1." if check else "")]
     return "\n".join(lines) + "\n"
 
 
-def write_projection(run_dir: Path, proj: dict[str, Any]) -> list[Path]:
-    """``projection-<onto>.md`` and its chart (png, svg) in the run folder."""
-    md = run_dir / f"projection-{proj['onto']}.md"
+def write_projection(stem: Path, proj: dict[str, Any]) -> list[Path]:
+    """``stem``.md, the record ``stem``.json (the provenance header under ``machine``) and the chart (png, svg)."""
+    from vaecf.io import write_json
+    from vaecf.provenance import header
+
+    md = stem.with_suffix(".md")
+    stem.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(md, lambda tmp: tmp.write_text(projection_table(proj)))
-    talk = read_json(REFERENCE / "case-study-ladder.json") if proj["reference"] == "case-study" else None
-    return [md, *_chart(proj, talk, run_dir / f"projection-{proj['onto']}")]
+    write_json(stem.with_suffix(".json"), {"machine": header(), **proj})
+    return [md, stem.with_suffix(".json"), *_chart(proj, stem)]
 
 
-def _chart(proj: dict[str, Any], talk: dict[str, Any] | None, stem: Path) -> list[Path]:
+def _chart(proj: dict[str, Any], stem: Path) -> list[Path]:
     """Left: the projected seconds per update, part by part; right: speed-up over the first step,
-    measured, projected and (where the ladder is the talk's) published."""
+    measured (a run's), projected and (where the ladder is the talk's) published."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     plt.rcParams["svg.hashsalt"] = "vaecf"  # byte-stable SVGs, as ablations.charts
-    rows = [r for r in proj["rows"] if "projected_users_per_s" in r]
+    kept = [i for i, r in enumerate(proj["rows"]) if "projected_users_per_s" in r]
+    rows = [proj["rows"][i] for i in kept]
     names = [r["name"] for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.8))
     bottom = [0.0] * len(rows)
@@ -263,24 +346,28 @@ def _chart(proj: dict[str, Any], talk: dict[str, Any] | None, stem: Path) -> lis
     left.set_xlabel("projected ms per 1,000 users (the update's critical path)")
     left.set_title(f"PROJECTED onto {proj['hardware']}", fontsize=10)
     left.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=4)
-    first_m, first_p = rows[0]["measured_users_per_s"], rows[0]["projected_users_per_s"]
-    series = [("measured (" + proj["run_machine"] + ")", [r["measured_users_per_s"] / first_m for r in rows],
-               "#3b75af"),
-              ("PROJECTED " + proj["onto"], [r["projected_users_per_s"] / first_p for r in rows], "#e39c3b")]
-    if talk:
-        published = {s["name"]: s["cumulative_speedup"] for s in talk["steps"]}
-        series.append(("published (the talk, 4x V100)", [published.get(n, math.nan) if i else 1.0
-                                                          for i, n in enumerate(names)], "#bbbbbb"))
+    first_p = rows[0]["projected_users_per_s"]
+    series = []
+    if proj["run"] is not None:
+        first_m = rows[0]["measured_users_per_s"]
+        series.append(("measured (" + proj["run_machine"] + ")",
+                       [r["measured_users_per_s"] / first_m for r in rows], "#3b75af"))
+    series.append(("PROJECTED " + proj["onto"], [r["projected_users_per_s"] / first_p for r in rows], "#e39c3b"))
+    if proj["published"]:
+        published = [proj["published"][i] for i in kept]
+        series.append(("published (the talk, 4x V100)", [math.nan if p is None else p if i else 1.0
+                                                         for i, p in enumerate(published)], "#bbbbbb"))
     height = 0.8 / len(series)
     for k, (label, values, colour) in enumerate(series):
         right.barh([i + k * height for i in range(len(rows))], values, height, color=colour, label=label)
-    right.set_yticks([i + height for i in range(len(rows))], names)
+    right.set_yticks([i + height * (len(series) - 1) / 2 for i in range(len(rows))], names)
     right.invert_yaxis()
     right.set_xscale("log")
     right.set_xlabel("speed-up over the first step (x, log)")
     right.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3)
-    fig.suptitle(f"{Path(proj['run']).name}: measured ladder and its projection (host from the probe on "
-                 f"{proj['probe_machine']})", fontsize=10)
+    what = (f"{Path(proj['run']).name}: measured ladder and its projection" if proj["run"] is not None else
+            f"the {proj['ladder']} ladder (full budget, no run) PROJECTED")
+    fig.suptitle(f"{what} (host from the probe on {proj['probe_machine']})", fontsize=10)
     fig.tight_layout()
     paths = []
     for ext, metadata in (("png", {"Software": None}), ("svg", {"Date": None})):
@@ -290,14 +377,13 @@ def _chart(proj: dict[str, Any], talk: dict[str, Any] | None, stem: Path) -> lis
     return paths
 
 
-
 # -- the command line -----------------------------------------------------------------------------
 
 def command(args: Any) -> None:
     """``python -m ablations rates | project | heldout`` (parsed in ``ablations.__main__``)."""
     from ablations.rates import ensure
     from vaecf.io import write_json
-    from vaecf.provenance import machine_name
+    from vaecf.provenance import header, machine_name
 
     if args.command == "rates":
         if args.run is not None:
@@ -312,10 +398,21 @@ def command(args: Any) -> None:
         ensure(out, trains, ML20M_ITEMS, print, gemm=args.run is not None)
         print(f"probe: {out}")
     elif args.command == "project":
+        if (args.run is None) == (args.ladder is None):
+            raise VaecfError("project: name a run folder, or --ladder NAME --probe RATES (a ladder with no run), "
+                             "not both")
+        if args.ladder is not None and args.probe is None:
+            raise VaecfError(f"--ladder {args.ladder}: a ladder with no run has no probe of its own; name one with "
+                             "--probe (e.g. results/cpu2-xeon-amx/rates-heldout.json; python -m ablations rates)")
         if args.onto != "here":
             hardware(args.onto, None)  # an unknown name fails before anything is read
-        proj = project_run(args.run, args.onto, args.probe)
-        for path in write_projection(args.run, proj):
+        if args.run is not None:
+            proj = project_run(args.run, args.onto, args.probe)
+            stem = args.run / f"projection-{args.onto}"
+        else:
+            proj = project_ladder(args.ladder, args.onto, args.probe)
+            stem = args.out or PROJECTIONS / f"{proj['ladder']}-{args.onto}"
+        for path in write_projection(stem, proj):
             print(f"wrote {path}")
         print(projection_table(proj))
     else:
@@ -324,7 +421,7 @@ def command(args: Any) -> None:
         rates = read_record(args.probe, "rerun python -m ablations rates")
         record = heldout(rates, str(args.probe))
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_json(args.out.with_suffix(".json"), record)
+        write_json(args.out.with_suffix(".json"), {"machine": header(), **record})
         table = heldout_table(record)
         atomic_write(args.out.with_suffix(".md"), lambda tmp: tmp.write_text(table))
         print(table)

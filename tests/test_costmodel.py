@@ -12,6 +12,7 @@ from vaecf.costmodel import (
     HostCost,
     StepShape,
     allreduce_seconds,
+    cpu_hardware,
     gemm_flops,
     load_device,
     memory_bytes,
@@ -102,6 +103,25 @@ def test_refusals() -> None:
     cpu = Hardware("cpu", "cpu", 1, {"4,float32": 1.0}, 1.0, None, 1.0, 0.0, {})
     with pytest.raises(VaecfError, match="no GEMM rate for '8,float32'"):
         predict(shape(batch=8), cpu, NO_HOST)
+
+
+def test_a_cpu_step_of_n_workers_takes_the_rates_of_a_world_of_n() -> None:
+    # One process: 480 FLOPs at 480 FLOP/s. A world of 2: each worker's GEMMs at its own measured
+    # rate (120), its XLA-compiled rate for an XLA step (60), and the all-reduce of 52 float32
+    # gradients at the world's effective bandwidth: 2 x 1/2 x 208 B / 104 B/s = 2 s, no latency.
+    probe = {"gemm_flops": {"4,float32": 480.0}, "memory_bw": HUGE,
+             "worlds": {"2": {"gemm_flops": {"4,float32": 120.0, "4,float32,xla": 60.0}, "memory_bw": HUGE,
+                              "allreduce_bw": 104.0}}}
+    assert predict(shape(), cpu_hardware(probe, "cpu"), NO_HOST).seconds == pytest.approx(1.0)
+    two = predict(shape(workers=2), cpu_hardware(probe, "cpu", 2), NO_HOST)
+    assert two.parts["gemm"] == pytest.approx(4.0) and two.parts["allreduce"] == pytest.approx(2.0)
+    assert two.global_batch == 8
+    assert predict(shape(workers=2, xla=True), cpu_hardware(probe, "cpu", 2), NO_HOST).parts["gemm"] == \
+        pytest.approx(8.0)
+    with pytest.raises(VaecfError, match="rates measured with 1 worker"):
+        predict(shape(workers=2), cpu_hardware(probe, "cpu"), NO_HOST)
+    with pytest.raises(VaecfError, match="the probe has no world of 4 workers"):
+        cpu_hardware(probe, "cpu", 4)
 
 
 def test_a_description_number_without_a_source_is_refused(tmp_path: Path) -> None:

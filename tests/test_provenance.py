@@ -29,5 +29,8 @@ def test_the_header_names_commit_cleanliness_machine_flags_versions_and_command(
 def test_a_records_header_is_read_from_either_key() -> None:
     assert provenance.header_of({"machine": {"git_sha": "x"}}) == {"git_sha": "x"}
     assert provenance.header_of({"provenance": {"git_sha": "y"}}) == {"git_sha": "y"}  # calibrations made before
+    # probes made before: the header under provenance, the bare machine name under machine
+    old_probe = {"machine": "box", "provenance": {"git_sha": "z"}}
+    assert provenance.header_of(old_probe) == {"git_sha": "z", "machine_name": "box"}
     with pytest.raises(KeyError):
         provenance.header_of({"rows": []})

@@ -13,7 +13,9 @@ Assumptions (each is a place where the model can be wrong; the held-out check na
    description (``ablations/hardware/*.toml``: the peak from a data sheet, the fraction from a
    published microbenchmark, a measurement, or marked as an assumption). On a GPU the rate does
    not depend on the shape (every GEMM here has a dimension of 20,108 and one of >= 500 users);
-   on a CPU it is the probe's measured rate at the step's (per-worker batch, precision).
+   on a CPU it is the probe's measured rate at the step's (per-worker batch, precision), and
+   for an XLA step the rate of the same GEMMs compiled by XLA (``jit_compile``: XLA's CPU
+   backend does not take oneDNN's path, so its rate is its own).
 2. GEMMs: ``vaecf.flops.flops_per_user`` less its sparse first layer (a memory-bound gather,
    counted below), at the output GEMM's rate for every layer. A dense input adds the first
    layer as a GEMM: forward and weight gradient, ``4 B I h``.
@@ -45,11 +47,16 @@ Assumptions (each is a place where the model can be wrong; the held-out check na
    device: preparation and compute share the cores and are added under both pipelines.
 9. Data parallel (N workers): each worker does the per-worker batch; then a ring all-reduce of
    the float32 gradients, ``2 (N-1)/N x bytes / link bandwidth + 2 (N-1) x latency``, not
-   overlapped with the backward pass. On a CPU the N workers share the cores and the memory
-   bus: each part is N times as long, and the all-reduce runs over memory with no latency term
-   (not measured).
-10. XLA is not modelled: a step compiled by XLA is predicted as the same step without it (the
-   fusion it may bring would remove users x items passes). Nor is the CPU's bfloat16 substitute:
+   overlapped with the backward pass. On a CPU the N worker processes share the cores and the
+   memory bus, so a step of N workers is predicted only from rates the probe measured in a world
+   of N workers: each worker's GEMM rate and bandwidth with all N running at once (each on its
+   share of the cores), and the all-reduce of the gradients over loopback, the world's own
+   collective, as an effective bandwidth with no separate latency term. (Taking N times one
+   process's time and the all-reduce at memory bandwidth predicted the committed 2-worker step
+   1.8x too fast: the CPU check, ``results/projection/``.)
+10. XLA on a GPU is not modelled: a step compiled by XLA is predicted as the same step without it
+   (the fusion it may bring would remove users x items passes). On a CPU only its GEMM rate is
+   (assumption 1); its passes are counted as without XLA. Nor is the CPU's bfloat16 substitute:
    projecting a CPU run onto a GPU without bfloat16 (V100) predicts its float16 step.
 """
 
@@ -101,12 +108,13 @@ class StepShape:
     n_items: int
     nnz_per_user: float
     model: ModelConfig = field(default_factory=ModelConfig)
+    xla: bool = False
 
     @staticmethod
     def of(train: TrainConfig, n_items: int, nnz_per_user: float,
            model: ModelConfig | None = None) -> StepShape:
         return StepShape(train.global_batch // train.workers, train.input, train.pipeline, train.precision,
-                         train.workers, n_items, nnz_per_user, model or ModelConfig())
+                         train.workers, n_items, nnz_per_user, model or ModelConfig(), train.xla)
 
     @property
     def mixed(self) -> bool:
@@ -146,9 +154,12 @@ class Hardware:
     sources: dict[str, str]
     specs_only: bool = True
     """True when no rate was measured on the device itself."""
+    concurrent: int = 1
+    """CPU: the rates are one worker's, measured with this many workers running at once; only a step of
+    as many workers is predicted from them (assumption 9)."""
 
-    def gemm_rate(self, batch: int, precision: str) -> float:
-        key = precision if self.kind == "gpu" else f"{batch},{precision}"
+    def gemm_rate(self, batch: int, precision: str, xla: bool = False) -> float:
+        key = precision if self.kind == "gpu" else gemm_key(batch, precision, xla)
         if key not in self.gemm_flops:
             raise VaecfError(f"{self.name}: no GEMM rate for {key!r}; it has {', '.join(sorted(self.gemm_flops))}")
         return self.gemm_flops[key]
@@ -207,11 +218,13 @@ def predict(step: StepShape, hw: Hardware, host: HostCost) -> Prediction:
     """Seconds per update of ``step`` on ``hw``, as its parts (assumptions 1 to 9)."""
     if step.workers > hw.devices and hw.kind == "gpu":
         raise VaecfError(f"{hw.name} has {hw.devices} GPU(s); the step trains with {step.workers} workers")
-    share = step.workers if hw.kind == "cpu" else 1  # CPU workers share the cores and the bus
+    if hw.kind == "cpu" and step.workers != hw.concurrent:
+        raise VaecfError(f"{hw.name}: rates measured with {hw.concurrent} worker(s) at once; the step trains "
+                         f"with {step.workers} (a world of its own size is probed: python -m ablations rates)")
     parts = {"host": host.prep_s, "overhead": host.overhead_s,
              "transfer": 0.0 if hw.host_link_bw is None else transfer_bytes(step) / hw.host_link_bw,
-             "gemm": share * gemm_flops(step) / hw.gemm_rate(step.batch, step.precision)}
-    parts |= {k: share * b / hw.memory_bw for k, b in memory_bytes(step).items()}
+             "gemm": gemm_flops(step) / hw.gemm_rate(step.batch, step.precision, step.xla)}
+    parts |= {k: b / hw.memory_bw for k, b in memory_bytes(step).items()}
     parts["allreduce"] = allreduce_seconds(step.parameters * FLOAT32, step.workers, hw.link_bw, hw.link_latency_s)
     device = sum(parts[k] for k in ("gemm", "elementwise", "first_layer", "adam", "allreduce"))
     visible = dict(parts)
@@ -268,9 +281,24 @@ def gpu_hardware(device: dict[str, Any], count: int) -> Hardware:
                     specs_only=bool(device.get("specs_only", True)))
 
 
-def cpu_hardware(probe: dict[str, Any], name: str) -> Hardware:
-    """This machine, from a probe record (``ablations.probe``): every rate measured."""
-    return Hardware(name=name, kind="cpu", devices=1, gemm_flops=dict(probe["gemm_flops"]),
-                    memory_bw=probe["memory_bw"], host_link_bw=None, link_bw=probe["memory_bw"],
-                    link_latency_s=0.0, specs_only=False,
-                    sources={"all": f"measured by the probe on {probe.get('machine', name)}"})
+def gemm_key(batch: int, precision: str, xla: bool = False) -> str:
+    """How a probe names a measured CPU GEMM rate: ``"2100,float32"``, ``"1050,mixed_bfloat16,xla"``."""
+    return f"{batch},{precision}" + (",xla" if xla else "")
+
+
+def cpu_hardware(probe: dict[str, Any], name: str, workers: int = 1) -> Hardware:
+    """This machine, from a probe record (``ablations.rates``): every rate measured.
+
+    ``workers`` > 1: the rates the probe measured in a world of that many workers (assumption 9).
+    """
+    world = probe.get("worlds", {}).get(str(workers)) if workers > 1 else None
+    if workers > 1 and world is None:
+        raise VaecfError(f"{name}: the probe has no world of {workers} workers (it has "
+                         f"{', '.join(sorted(probe.get('worlds', {}))) or 'none'}); rerun python -m ablations rates")
+    rates = world or probe
+    return Hardware(name=name, kind="cpu", devices=1, gemm_flops=dict(rates["gemm_flops"]),
+                    memory_bw=rates["memory_bw"], host_link_bw=None,
+                    link_bw=world["allreduce_bw"] if world else probe["memory_bw"],
+                    link_latency_s=0.0, specs_only=False, concurrent=workers,
+                    sources={"all": f"measured by the probe on {name}"
+                             + (f" in a world of {workers} workers" if world else "")})

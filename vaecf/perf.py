@@ -31,19 +31,20 @@ GemmFlavour = Literal["step", "forward"]
 
 
 def gemm_rate(batch: int, hidden: int, n_items: int, precision: str = "float32",
-              repeats: int = 5, flavour: GemmFlavour = "step") -> float:
-    """FLOP/s of the output layer's GEMMs at this shape (best of ``repeats``, after warm-up)."""
+              repeats: int = 5, flavour: GemmFlavour = "step", xla: bool = False) -> float:
+    """FLOP/s of the output layer's GEMMs at this shape (best of ``repeats``, after warm-up);
+    ``xla``: compiled by XLA, as an XLA step's are (on a CPU, XLA's own GEMMs, not oneDNN's)."""
     dtype = compute_dtype(precision)  # type: ignore[arg-type]
     use_tf32(precision)  # type: ignore[arg-type]  # the ceiling under the step's own TF32 setting
     rng = tf.random.Generator.from_seed(0)
     h = tf.cast(rng.normal([batch, hidden]), dtype)
     w = tf.cast(rng.normal([hidden, n_items]), dtype)
     if flavour == "forward":
-        forward = tf.function(lambda: tf.reduce_sum(tf.matmul(h, w)[:1, :1]))
+        forward = tf.function(lambda: tf.reduce_sum(tf.matmul(h, w)[:1, :1]), jit_compile=xla)
         return forward_gemm_flops(batch, hidden, n_items) / best_time(forward, repeats)
     g = tf.cast(rng.normal([batch, n_items]), dtype)
 
-    @tf.function
+    @tf.function(jit_compile=xla)
     def three() -> tf.Tensor:
         out = tf.matmul(h, w)  # forward
         dw = tf.matmul(h, g, transpose_a=True)  # weight gradient

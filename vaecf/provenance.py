@@ -88,5 +88,13 @@ def header(command: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 def header_of(record: dict[str, Any]) -> dict[str, Any]:
-    """A record's provenance header; calibrations made before ``header`` existed keep it under ``provenance``."""
-    return dict(record["machine"] if "machine" in record else record["provenance"])
+    """A record's provenance header. Older shapes: calibrations made before ``header`` existed keep it
+    under ``provenance``; probes (``rates.json``) made before 2026-12-06 keep it there too, with the bare
+    machine name under ``machine``, which is given back as the header's ``machine_name``."""
+    machine = record.get("machine")
+    if isinstance(machine, dict):
+        return dict(machine)
+    old = dict(record["provenance"])
+    if isinstance(machine, str):
+        old.setdefault("machine_name", machine)
+    return old
