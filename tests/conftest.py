@@ -9,11 +9,19 @@ import pandas as pd
 import pytest
 
 from tests.factories import random_ratings
+from vaecf import progress
 from vaecf.config import ProtocolConfig
 from vaecf.data.protocol import apply_protocol
 from vaecf.data.split import Split
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(autouse=True)
+def _progress_as_commands_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command's ``--quiet`` sets a process-wide switch (``progress.set_quiet``): a test that runs a
+    command's ``main`` in this process must not silence the progress of the tests after it."""
+    monkeypatch.setattr(progress, "QUIET", False)
 
 
 def shared_data_dir() -> Path:

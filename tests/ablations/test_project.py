@@ -17,7 +17,7 @@ STEPS = [Step(0, "baseline", "", TrainConfig(input="dense", pipeline="feed", bat
          Step(1, "sparse input", "", TrainConfig(input="sparse", pipeline="feed", batch_size=100)),
          Step(2, "four workers", "", TrainConfig(input="sparse", batch_size=100, workers=4, batch_scope="worker"))]
 CPU = {"cpu": "a fake CPU", "cpu_flags": ["avx2"], "cores": 2}
-RATES = {"machine": {"machine_name": "fake", **CPU}, "items": 20_108, "mean_items": 73.0, "overhead_s": 0.001,
+RATES: dict[str, Any] = {"machine": {"machine_name": "fake", **CPU}, "items": 20_108, "mean_items": 73.0, "overhead_s": 0.001,
          "memory_bw": 1e10,
          "host_prep_s": {"dense,100": 0.05, "sparse,100": 0.002},
          "gemm_flops": {"100,float32": 1e11},
