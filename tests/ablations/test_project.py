@@ -170,7 +170,7 @@ def test_a_ladder_run_ends_with_one_line_per_projected_machine(tmp_path: Path, m
     run = fake_run(tmp_path)
     (run / "table.md").write_text("| the run's table |\n")
     monkeypatch.setattr(runner, "run_ladder", lambda *a, **k: run)
-    assert main(["run", "--quiet"]) == 0
+    assert main(["run"]) == 0  # not --quiet: it would leave vaecf.progress quiet for the tests after
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines[-len(project.PROJECTED):]] == [
         f"projected onto {hw} (specs only)" for hw in ("v100x4", "a100x8", "h100x1")]
