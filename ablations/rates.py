@@ -45,19 +45,20 @@ BANDWIDTH_FLOATS = 1 << 25
 """Elements of the bandwidth probe's tensor (128 MiB in float32): far beyond any cache."""
 
 
-def needs(trains: Iterable[TrainConfig], gemm: bool = True) -> dict[str, list[Any]]:
+def needs(trains: Iterable[TrainConfig], gemm: bool = True, worlds: bool = True) -> dict[str, list[Any]]:
     """The shapes a set of step configurations is predicted at: host (input, batch), GEMM (batch,
     precision, xla) in one process, and per data-parallel world (workers, engine, batch, precision, xla).
 
     A step of N workers is predicted from rates measured in a world of N workers running at once
     (``vaecf.costmodel``, assumption 9). ``gemm=False``: host figures only (a projection onto GPUs
-    takes its rates from their descriptions).
+    takes its rates from their descriptions); ``worlds=False``: no world (a machine with GPUs, whose
+    projections take no CPU world's rates).
     """
     per_worker = [(t, t.global_batch // t.workers) for t in trains]
     shapes = {(t.workers, t.engine, b, t.precision, t.xla) for t, b in per_worker} if gemm else set()
     return {"host": sorted({(t.input, b) for t, b in per_worker}),
             "gemm": sorted((b, p, x) for n, _, b, p, x in shapes if n == 1),
-            "worlds": sorted(s for s in shapes if s[0] > 1)}
+            "worlds": sorted(s for s in shapes if s[0] > 1) if worlds else []}
 
 
 def uncovered(record: dict[str, Any], job: dict[str, list[Any]]) -> list[str]:
@@ -75,24 +76,24 @@ def missing(record: dict[str, Any], job: dict[str, list[Any]]) -> bool:
 
 
 def ensure(path: Path, trains: Iterable[TrainConfig], items: int, log: Callable[[str], None],
-           gemm: bool = True) -> dict[str, Any]:
+           gemm: bool = True, worlds: bool = True) -> dict[str, Any]:
     """The probe record at ``path`` covering every shape of ``trains``: what it lacks is measured (in a
     child for one process's figures, in a world per worker count), what it has is kept.
 
     A world is added to a probe without measuring the rest again, so the figures a ladder run probed
     beside its speed windows stay the run's; each world carries its own provenance header.
     """
-    job: dict[str, Any] = needs(trains, gemm)
+    job: dict[str, Any] = needs(trains, gemm, worlds)
     record = read_record(path, "delete it and rerun: the probe takes a minute") if path.is_file() else None
     one = record is None or missing(record, {**job, "worlds": []})
-    worlds = [n for n in sorted({w[0] for w in job["worlds"]})
+    todo = [n for n in sorted({w[0] for w in job["worlds"]})
               if record is None or missing(record, {"host": [], "gemm": [], "worlds": [w for w in job["worlds"]
                                                                                         if w[0] == n]})]
-    if record is not None and not one and not worlds:
+    if record is not None and not one and not todo:
         return record
     log((f"probing this machine's rates at {len(job['gemm'])} GEMM and {len(job['host'])} host shapes" if one
-         else "probing this machine's rates") + (f", and in a world of {', '.join(map(str, worlds))} workers"
-                                                 if worlds else ""))
+         else "probing this machine's rates") + (f", and in a world of {', '.join(map(str, todo))} workers"
+                                                 if todo else ""))
     work, log_path = path.with_suffix(""), path.with_suffix(".log")
     kept = dict(record.get("worlds", {})) if record else {}
     if one or record is None:
@@ -102,7 +103,7 @@ def ensure(path: Path, trains: Iterable[TrainConfig], items: int, log: Callable[
         rest = {k: v for k, v in record.items() if k not in ("machine", "provenance")}
         record = {"machine": header_of(record), **rest}
     record["worlds"] = kept
-    for workers in worlds:
+    for workers in todo:
         shapes = [w[2:] for w in job["worlds"] if w[0] == workers]
         engine = next(w[1] for w in job["worlds"] if w[0] == workers)
         record["worlds"][str(workers)] = run_job(

@@ -113,7 +113,8 @@ def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None
     reference = Step(-1, "the original code path (time budget)", "", PAPER_CODE_PATH)
     speeds = speed.time_windows([*steps, reference], run_dir, budget, data_cache, log, policy=policy)
     speeds = repeat.more_windows(steps, ladder.mode, speeds, run_dir, budget, data_cache, log, policy)
-    rates.ensure(run_dir / "rates.json", [s.train for s in steps if s.skip is None], budget.speed_items, log)
+    rates.ensure(run_dir / "rates.json", [s.train for s in steps if s.skip is None], budget.speed_items, log,
+                 worlds=not hardware.gpus)  # a CPU's data-parallel steps are predicted from a probed world
     seconds_per_update = {s.speed_key: speed.speed_summary(speeds, s)["seconds_per_update"]
                           for s in [*steps, reference] if s.skip is None}
     target, budget_s = budget_and_target(calibration["summary"], budget.target_fraction, budget.time_factor,

@@ -17,7 +17,8 @@ STEPS = [Step(0, "baseline", "", TrainConfig(input="dense", pipeline="feed", bat
          Step(1, "sparse input", "", TrainConfig(input="sparse", pipeline="feed", batch_size=100)),
          Step(2, "four workers", "", TrainConfig(input="sparse", batch_size=100, workers=4, batch_scope="worker"))]
 CPU = {"cpu": "a fake CPU", "cpu_flags": ["avx2"], "cores": 2}
-RATES: dict[str, Any] = {"machine": {"machine_name": "fake", **CPU}, "items": 20_108, "mean_items": 73.0, "overhead_s": 0.001,
+HEADER = {"machine_name": "fake", **CPU}
+RATES: dict[str, Any] = {"machine": HEADER, "items": 20_108, "mean_items": 73.0, "overhead_s": 0.001,
          "memory_bw": 1e10,
          "host_prep_s": {"dense,100": 0.05, "sparse,100": 0.002},
          "gemm_flops": {"100,float32": 1e11},
@@ -132,7 +133,7 @@ def test_project_refuses_a_probe_without_the_steps_shapes(tmp_path: Path, capsys
 
 
 def test_here_refuses_a_probe_of_another_machine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    other = {**RATES, "machine": {**RATES["machine"], "cpu": "another CPU"}}
+    other = {**RATES, "machine": {**HEADER, "cpu": "another CPU"}}
     assert main(["project", str(fake_run(tmp_path, other)), "--onto", "here"]) == 2
     assert "the probe was made on {'cpu': 'another CPU'" in capsys.readouterr().err
 
@@ -169,7 +170,7 @@ def test_a_ladder_run_ends_with_one_line_per_projected_machine(tmp_path: Path, m
     run = fake_run(tmp_path)
     (run / "table.md").write_text("| the run's table |\n")
     monkeypatch.setattr(runner, "run_ladder", lambda *a, **k: run)
-    assert main(["run", "--quiet"]) == 0
+    assert main(["run"]) == 0  # not --quiet: it would leave vaecf.progress quiet for the tests after
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines[-len(project.PROJECTED):]] == [
         f"projected onto {hw} (specs only)" for hw in ("v100x4", "a100x8", "h100x1")]

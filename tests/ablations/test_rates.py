@@ -19,6 +19,7 @@ def test_needs_lists_per_worker_shapes() -> None:
     assert job["gemm"] == [(500, "float32", False), (2100, "mixed_bfloat16", False)]
     assert job["worlds"] == [(2, "auto", 1050, "float32", False), (2, "auto", 1050, "float32", True)]
     assert rates.needs(trains, gemm=False)["gemm"] == [] and rates.needs(trains, gemm=False)["worlds"] == []
+    assert rates.needs(trains, worlds=False)["worlds"] == [] and rates.needs(trains, worlds=False)["gemm"]
     assert rates.missing({"host_prep_s": {"dense,500": 1.0}, "gemm_flops": {}}, rates.needs(trains[:1], gemm=False)) \
         is False
     record = {"host_prep_s": {"dense,500": 1.0, "sparse,1050": 1.0, "sparse,2100": 1.0},
