@@ -7,8 +7,9 @@ target at the slowest and the fastest window's speed), and the users it saw by t
 fastest to the target, and how much sooner it gets there than the paper's configuration and than
 the users/s-fastest one, each as a ratio with its range (the two configurations' extremes
 against each other: *distinguishable* when even the least favourable pair keeps the order).
-Quality is one seed per curve: the range is the speed's, not the seeds'; the record says so,
-with the calibration's seed noise and the spacing of the validations that place the target.
+The range is the speed's, not the seeds' (a curve is the mean of its seeds, as many as the run
+trained); the record says how many, with the calibration's seed noise and the spacing of the
+validations that place the target.
 
 ``tune.md`` (the table), ``tune-reading.md`` (the sentences docs/ladder.md includes) and
 ``tune.png``/``.svg`` are generated from ``tune.json``, by ``python -m ablations plot RUN`` too.
@@ -28,7 +29,8 @@ GREEN, GREY, ORANGE, BLUE = "#2e8b57", "#8c8c8c", "#e67e22", "#3b75af"
 def result(derived: dict[str, Any]) -> dict[str, Any]:
     """The tune's record from ``report.derive``'s rows of its run."""
     run = derived["run"]
-    rows = [_row(r) for r in derived["rows"] if r["status"] == "done"]
+    done = [r for r in derived["rows"] if r["status"] == "done"]
+    rows = [_row(r) for r in done]
     reached = [r for r in rows if r["time_to_target_s"] is not None]
     paper = rows[0]
     fastest = max(rows, key=lambda r: r["users_per_s"])  # equal speeds: the first, the square-root recipe
@@ -41,7 +43,8 @@ def result(derived: dict[str, Any]) -> dict[str, Any]:
         "best": best["name"] if best else None, "paper": paper["name"], "users_per_s_fastest": fastest["name"],
         "sooner_than_paper": _sooner(best, paper, budget_s) if best else None,
         "sooner_than_users_per_s_fastest": _sooner(best, fastest, budget_s) if best else None,
-        "uncertainty": {"windows_per_step": min(r["windows"] for r in rows), "seeds_per_curve": 1,
+        "uncertainty": {"windows_per_step": min(r["windows"] for r in rows),
+                        "seeds_per_curve": min(r["seeds"] for r in done),
                         "seed_noise_sd": derived["noise_sd"],
                         "validation_spacing_s": budget_s / run["budget"]["evaluations"]},
         "machine_state": {"load1_max": max(loads) if loads else None,
@@ -92,7 +95,7 @@ def to_markdown(record: dict[str, Any]) -> str:
     u = record["uncertainty"]
     lines += ["", f"Target NDCG@100 {record['target_ndcg']:.4f}; every configuration trained for T = "
               f"{record['budget_s']:.0f} s. Ranges: the time to target at the fastest and the slowest of the "
-              f"configuration's {u['windows_per_step']}+ timing windows; one seed per quality curve (calibration "
+              f"configuration's {u['windows_per_step']}+ timing windows; {_seeds(u)} per quality curve (calibration "
               f"seed noise {_noise(u)}), validations about every {u['validation_spacing_s']:.1f} s."]
     return "\n".join(lines) + "\n"
 
@@ -130,8 +133,8 @@ def reading(record: dict[str, Any]) -> str:
                         f"{s['seconds']:.0f} s ({s['seconds_min']:.0f} to {s['seconds_max']:.0f} s) earlier.")
     u, m = record["uncertainty"], record["machine_state"]
     text.append(f"- Ranges are over each configuration's timing windows (at least {u['windows_per_step']}); each "
-                f"quality curve is one seed (the calibration's seed noise: {_noise(u)}), and the target is placed at "
-                f"validations about {u['validation_spacing_s']:.1f} s apart. "
+                f"quality curve is {_seeds(u)} (the calibration's seed noise: {_noise(u)}), and the target is placed "
+                f"at validations about {u['validation_spacing_s']:.1f} s apart. "
                 + (f"{m['disturbed_windows']} of {m['windows']} timing windows stayed disturbed by other processes"
                    + (f"; the load average reached {m['load1_max']:.1f}" if m["load1_max"] is not None else "") + "."
                    if m["disturbed_windows"] else "No timing window was disturbed by other processes."))
@@ -147,6 +150,11 @@ def _command(argv: list[str]) -> str:
 
 def _ttt(r: dict[str, Any]) -> str:
     return f"{r['time_to_target_s']:.0f} s ({r['time_to_target_min']:.0f}-{r['time_to_target_max']:.0f})"
+
+
+def _seeds(u: dict[str, Any]) -> str:
+    n = u["seeds_per_curve"]
+    return "one seed" if n == 1 else f"the mean of {n} seeds"
 
 
 def _noise(u: dict[str, Any]) -> str:

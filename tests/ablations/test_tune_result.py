@@ -14,7 +14,7 @@ def _row(name: str, ups: float, lo: float, hi: float, ttt: float | None, batch: 
     return {"status": "done", "name": name, "change": "input=sparse", "global_batch": batch,
             "window_medians": [lo, ups, hi], "users_per_s": ups, "window_min": lo, "window_max": hi,
             "time_to_target_s": ttt, "ndcg_at_budget": 0.43, "quality_from": None, "disturbed_windows": 0,
-            "load1_max": 1.5}
+            "load1_max": 1.5, "seeds": 2}
 
 
 def _derived(rows: list[dict]) -> dict:
@@ -45,6 +45,10 @@ def test_the_fastest_to_the_target_against_the_paper_and_the_users_per_s_fastest
     assert fastest["ratio"] == pytest.approx(50 / 30)
     assert fastest["distinguishable"] is ((50 * 4000 / 4400) / (30 * 2000 / 1800) > 1)
     assert record["uncertainty"]["validation_spacing_s"] == 5.0 and record["machine_state"]["windows"] == 12
+    # As many seeds per curve as the run trained (the runner's 2), said so in the table and the reading.
+    assert record["uncertainty"]["seeds_per_curve"] == 2
+    assert "the mean of 2 seeds per quality curve" in tune_result.to_markdown(record)
+    assert "each quality curve is the mean of 2 seeds" in tune_result.reading(record)
 
 
 def test_an_unreached_or_identical_comparison_is_said_as_such() -> None:
