@@ -18,6 +18,7 @@ from typing import Any
 from ablations import verdicts
 from ablations.ladder import BUDGETS
 from ablations.quality import NOISE_SIGMAS
+from vaecf.provenance import header_of
 
 CHARTS = (("ladder", "Speed-up per step, and the quality each reached after the same time T"),
           ("quality_vs_time", "Validation NDCG@100 against training time, per step"),
@@ -39,7 +40,8 @@ def render(run_dir: Path, derived: dict[str, Any], table: str) -> str:
     """The page's HTML for the run in ``run_dir`` (its charts already drawn), from ``report.derive`` and its
     Markdown table (``report.to_markdown``)."""
     run = derived["run"]
-    title = f"Ladder '{derived['ladder']}' ({run['budget']['name']} budget) on {run_dir.parent.name}"
+    machine = machine_of(run_dir, run)
+    title = f"Ladder '{derived['ladder']}' ({run['budget']['name']} budget) on {machine}"
     head = '<meta charset="utf-8"><link rel="icon" href="data:,">'  # no favicon request either
     parts = [f"<!doctype html>\n<html lang=\"en\"><head>{head}<title>{_e(title)}</title>",
              f"<style>{STYLE}</style></head><body>", f"<h1>{_e(title)}</h1>", _summary(derived)]
@@ -51,7 +53,7 @@ def render(run_dir: Path, derived: dict[str, Any], table: str) -> str:
                      f"<figcaption>{_e(caption)} ({name}.png)</figcaption></figure>")
     parts += ["<h2>Table</h2>", markdown_table(table), "<h2>Verdicts</h2>", _verdicts(derived),
               "<h2>Substitutions and skipped steps</h2>", _substitutions(derived), "<h2>Machine</h2>",
-              _machine(run_dir.parent.name, run), "<h2>How to reproduce</h2>", _reproduce(run_dir, run),
+              _machine(machine, run), "<h2>How to reproduce</h2>", _reproduce(run_dir, run),
               "</body></html>\n"]
     return "\n".join(parts)
 
@@ -109,13 +111,20 @@ def _machine(name: str, run: dict[str, Any]) -> str:
     return "<dl>" + "".join(f"<dt>{_e(k)}</dt><dd>{_e(str(v))}</dd>" for k, v in facts.items()) + "</dl>"
 
 
+def machine_of(run_dir: Path, run: dict[str, Any]) -> str:
+    """The machine the run names in its record; for runs made before the header named it, the folder above
+    the run's (``results/<machine>/<run>``). Not the folder alone: a run made with ``--out`` elsewhere
+    and moved into ``results/`` would be called after wherever it was made."""
+    return header_of(run).get("machine_name") or run_dir.parent.name
+
+
 def reproduce_command(run_dir: Path, run: dict[str, Any]) -> str:
     """The command that makes this run again (on the machine it names), at the commit it records."""
     budget = run["budget"]
     dataset = budget["quality_dataset"]
     extra = f" --dataset {dataset}" if dataset != BUDGETS[budget["name"]].quality_dataset else ""
     return (f"git checkout {str(run['machine']['git_sha'])[:12]}\n"
-            f"VAECF_MACHINE={run_dir.parent.name} python -m ablations run --ladder {run['ladder']['name']} "
+            f"VAECF_MACHINE={machine_of(run_dir, run)} python -m ablations run --ladder {run['ladder']['name']} "
             f"--budget {budget['name']}{extra}\n"
             f"python -m ablations report {run_dir}   # this page, from the records alone")
 

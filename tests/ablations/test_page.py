@@ -39,6 +39,16 @@ def test_page_has_every_step_verdict_machine_and_command(report_html: Path) -> N
     assert not re.search(r'(?:src|href)="(?!data:)', text)  # nothing to load
 
 
+def test_the_machine_is_the_one_the_record_names(tmp_path: Path) -> None:
+    """A run made with --out elsewhere (``/tmp/run``) is named after its record's machine, not the folder it is
+    in; a run whose header predates the machine's name, after the folder above it (``results/<machine>/``)."""
+    run = derive(load_run(RUN))["run"]
+    named = {**run, "machine": {**run["machine"], "machine_name": "cpu2-xeon-amx"}}
+    assert page.machine_of(tmp_path / "run", named) == "cpu2-xeon-amx"
+    assert "VAECF_MACHINE=cpu2-xeon-amx python" in page.reproduce_command(tmp_path / "run", named)
+    assert page.machine_of(RUN, run) == "cpu2-epyc-avx2"
+
+
 def test_markdown_table_becomes_html() -> None:
     html = page.markdown_table("| a | b |\n|---|---|\n| 1 | <x> |\n\nT = 3 s.\n")
     assert html == ("<table><thead><tr><th>a</th><th>b</th></tr></thead><tbody>\n"
