@@ -102,7 +102,7 @@ def _substitutions(d: dict[str, Any]) -> str:
 
 def _machine(name: str, run: dict[str, Any]) -> str:
     m = run["machine"]
-    facts = {"machine (results folder)": name, "CPU": f"{m['cpu']}, {m['cores']} cores",
+    facts = {"machine": name, "CPU": f"{m['cpu']}, {m['cores']} cores",
              "CPU flags": ", ".join(m.get("cpu_flags", [])) or "none of AVX-512/AMX",
              "GPUs": ", ".join(m["gpus"]) or "none",
              "CUDA / cuDNN (of the TensorFlow build)": f"{m['cuda']} / {m['cudnn']}",
