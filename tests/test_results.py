@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ablations.report import derive, load_run, to_markdown
+from ablations.report import derive, load_run, to_csv, to_markdown
 from vaecf.provenance import header_of
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -26,4 +26,6 @@ def test_committed_runs_come_from_a_clean_tree_and_their_table_is_their_records(
     records = load_run(run)
     for sha in (header_of(records["run"])["git_sha"], header_of(records["calibration"])["git_sha"]):
         assert sha and len(sha) == 40, f"{run}: made at {sha!r}, not at a clean commit"
-    assert (run / "table.md").read_text() == to_markdown(derive(records))
+    derived = derive(records)
+    assert (run / "table.md").read_text() == to_markdown(derived)
+    assert (run / "table.csv").read_text() == to_csv(derived)  # the CSV went stale unnoticed once
