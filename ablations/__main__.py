@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     agree = sub.add_parser("agree", help="compare two runs' verdicts: exit 1 when they differ on one that either "
                                          "calls a measured difference")
     agree.add_argument("runs", type=Path, nargs=2, help="two run folders of the same ladder")
+    agree.add_argument("--out", type=Path, help="also write both runs' verdicts side by side to this Markdown file "
+                       "(what docs/ladder.md includes)")
     sub.add_parser("list", help="list the ladders")
     sub.add_parser("docs", help="refresh the tables that README.md and docs/ copy from records")
     rates = sub.add_parser("rates", help="probe this machine's rates at a run's step shapes (rates.json)")
@@ -131,8 +133,16 @@ def _command(args: argparse.Namespace) -> int | None:
         for run_dir in args.runs:
             if not (run_dir / "run.json").is_file():
                 raise VaecfError(f"{run_dir}: not a ladder run folder (no run.json)")
-        differ = disagreements(*(derive(load_run(run_dir)) for run_dir in args.runs))
+        derived = [derive(load_run(run_dir)) for run_dir in args.runs]
+        differ = disagreements(*derived)
         print("\n".join(differ) or "the two runs agree on every verdict either calls a measured difference")
+        if args.out:
+            from ablations.verdicts import agreement
+            from vaecf.io import atomic_write
+
+            names = (args.runs[0].name, args.runs[1].name)
+            text = agreement(derived[0], derived[1], names if names[0] != names[1] else ("first", "second"))
+            atomic_write(args.out, lambda tmp: tmp.write_text(text))
         return 1 if differ else 0
     elif args.command in ("rates", "project", "heldout"):
         from ablations.project import command

@@ -8,8 +8,10 @@ together took more than ``Policy.threshold`` of the machine's CPU time during it
 the default 10% is a fifth of a core. A disturbed window is timed again, at most
 ``Policy.repeats`` times and only while each attempt is quieter than the one before (on a
 machine that stays busy another attempt measures the same), and the least disturbed attempt is
-kept (the others stay in its record under ``attempts``). A step with a disturbed window left is
-flagged in the table. ``--wait-quiet SECONDS`` waits before each round's child until the
+kept (the others stay in its record under ``attempts``). A window still disturbed is set aside:
+every figure rests on a configuration's undisturbed windows (``quiet``) while it has at least
+two, and adaptive repetition (``ablations.repeat``) times the rounds it lacks. A step with a
+disturbed window left is flagged in the table. ``--wait-quiet SECONDS`` waits before each round's child until the
 others' share over a second is below the threshold, at most that long, and records whether it
 got there.
 """
@@ -73,6 +75,24 @@ def disturbed(window: dict[str, Any], threshold: float) -> bool:
     return share is not None and share > threshold
 
 
+def quiet(windows: dict[str, dict[str, Any]], threshold: float) -> dict[str, dict[str, Any]]:
+    """Round -> window, the undisturbed ones: what a configuration's figures rest on. All of them while
+    fewer than two are undisturbed (a figure then rests on what there is, and the table flags it).
+
+    Why set aside rather than average in: a disturbance falls on part of a round, so pairing by round
+    does not cancel it. In the Xeon run at f13ad71, round 1's larger-batch window ran at 0.53x of its
+    median with others taking 30% of the CPUs, sparse input's beside it at 0.93x with 5%: that one
+    window made the factor 1.25x (0.99-1.57), not distinguishable, where the run with a CPU hog said
+    1.21x (1.16-1.26)."""
+    kept = {r: w for r, w in windows.items() if not disturbed(w, threshold)}
+    return kept if len(kept) >= 2 else windows
+
+
+def threshold_of(record: dict[str, Any]) -> float:
+    """The disturbance threshold a speed record was timed under (the default for records before it was kept)."""
+    return float(record.get("disturbance", {}).get("threshold", DEFAULT.threshold))
+
+
 def quieter(window: dict[str, Any], than: dict[str, Any]) -> bool:
     """Whether ``window`` was less disturbed than ``than`` (False where either was not measured)."""
     a, b = disturbance(window.get("state")), disturbance(than.get("state"))
@@ -131,8 +151,10 @@ def note(summary: dict[str, Any], windows: int) -> str | None:
     """The table's note for a step whose windows stayed disturbed (None when none did or none was measured)."""
     if not summary.get("disturbed_windows"):
         return None
+    aside = summary.get("windows_set_aside")
     return (f"{summary['disturbed_windows']} of {windows} timing windows disturbed (others' CPU share up to "
-            f"{_pct(summary['others_share_max'])}, {summary['repeats']} repeat(s))")
+            f"{_pct(summary['others_share_max'])}, {summary['repeats']} repeat(s)"
+            + ("" if aside is None else f"; {'set aside' if aside else 'kept: fewer than 2 undisturbed'}") + ")")
 
 
 def _pct(share: float | None) -> str:

@@ -1,20 +1,23 @@
-"""Adaptive repetition: more timing windows and seeds where a verdict between two steps is undecided.
+"""Adaptive repetition: more timing windows and seeds where a verdict between two steps is not firm.
 
-After the budget's windows, each pair of compared steps (adjacent steps of a ladder; the first
-and each other step of a leave-one-out) of different speed configurations whose speed verdict is
-"not distinguishable" (``ablations.verdicts``) gets another round, both steps timed in it (the
-round pairs them), until the pair separates or has ``Budget.max_windows`` windows. After the
-budget's seeds, each such pair of different computations whose time-to-target verdict is not
-distinguishable gets another seed, on the side with fewer (both when equal), until it separates
-or has ``Budget.max_quality_seeds`` (not when the speed factor's interval is the wider part of its
-time-to-target ratio's: seeds cannot separate that). All of it stops once it has taken ``Budget.repeat_s``
-seconds: a round or a seed starts only when its expected time still fits (estimated from the
-measured speed, or the curve's first seed, then scaled by how the latest extra one compared with
-its estimate), which bounds the run's length.
+A verdict is firm when its 99% interval says what its 95% one does (``verdicts.Estimate.firm``):
+an undecided one, or one decided at 95% but not at 99%, sits where a rerun could say otherwise.
+After the budget's windows, each compared pair (each step against the step before and the
+first; the first and each other step of a leave-one-out) of different speed configurations
+whose speed verdict is not firm gets another round, both steps timed in it (the round pairs
+them), until it is firm or the pair has ``Budget.max_windows`` windows. Disturbed windows are set
+aside (``disturbance.quiet``), so a pair that lost rounds to a disturbance gets them back here.
+After the budget's seeds, each such pair of different computations whose time-to-target verdict
+is not firm gets another seed, on the side with fewer (both when equal), until it is firm or has
+``Budget.max_quality_seeds`` (not when the speed factor's interval is the wider part of its
+time-to-target ratio's: seeds cannot settle that). All of it stops once it has taken
+``Budget.repeat_s`` seconds: a round or a seed starts only when its expected time still fits
+(estimated from the measured speed, or the curve's first seed, then scaled by how the latest
+extra one compared with its estimate), which bounds the run's length.
 
 ``repeat.json`` (this module's record) lists every extra round and seed with its seconds, and for
-each pair that was undecided why repetition stopped: "separated", "cap" (windows or seeds),
-"time" (the seconds ran out), or "one measurement" (steps the budget cannot repeat).
+each pair that was not firm why repetition stopped: "firm", "cap" (windows or seeds), "time" (the
+seconds ran out), or "the speed's interval is the wider".
 """
 
 from __future__ import annotations
@@ -46,11 +49,12 @@ def _load(run_dir: Path, budget: Budget) -> dict[str, Any]:
 
 
 def pairs(steps: list[Step], mode: str) -> list[tuple[Step, Step]]:
-    """(compared, step) for every verdict the report states first: adjacent steps, or the first and each."""
+    """(compared, step) for every verdict the report states (``verdicts.comparisons``): each step against the
+    one before and the first, or in a leave-one-out the first and each."""
     ran = [s for s in steps if s.skip is None]
     if mode == "leave-one-out":
         return [(ran[0], s) for s in ran[1:]]
-    return list(zip(ran, ran[1:]))
+    return list(zip(ran, ran[1:])) + [(ran[0], s) for s in ran[2:]]
 
 
 def _name(a: Step, b: Step) -> str:
@@ -59,7 +63,7 @@ def _name(a: Step, b: Step) -> str:
 
 def more_windows(steps: list[Step], mode: str, record: dict[str, Any], run_dir: Path, budget: Budget, cache: Path,
                  log: Log, policy: disturbance.Policy = disturbance.DEFAULT) -> dict[str, Any]:
-    """Extra rounds for the pairs whose speed is not distinguishable; the speed record, with them.
+    """Extra rounds for the pairs whose speed verdict is not firm; the speed record, with them.
 
     ``policy``: the run's rules for disturbed windows, which the extra rounds follow too."""
     state = _load(run_dir, budget)
@@ -69,29 +73,31 @@ def more_windows(steps: list[Step], mode: str, record: dict[str, Any], run_dir: 
         for a, b in pairs(steps, mode):
             if a.speed_key == b.speed_key:
                 continue
-            decided = not verdicts.speed_verdict(verdicts.factor(record, b.speed_key, a.speed_key)).startswith(
-                verdicts.UNDECIDED)
-            n = len(set(verdicts.window_rates(record, a.speed_key)) & set(verdicts.window_rates(record, b.speed_key)))
+            has = verdicts.factor(record, b.speed_key, a.speed_key)
+            rounds = [(set(verdicts.window_rates(record, s.speed_key)), set(record["windows"].get(s.speed_key, {})))
+                      for s in (a, b)]
+            quiet, n = len(rounds[0][0] & rounds[1][0]), len(rounds[0][1] & rounds[1][1])
+            windows = f"{n} windows" + (f" ({quiet} undisturbed)" if quiet < n else "")
             name = _name(a, b)
-            if decided:
+            if has is not None and has.firm():
                 if name in state["speed"]:
-                    state["speed"][name] = f"separated after {n} windows"
+                    state["speed"][name] = f"firm after {windows}"
                 continue
             if n >= budget.max_windows:
-                state["speed"][name] = f"cap: {n} windows"
+                state["speed"][name] = f"cap: {windows}, {verdicts.speed_verdict(has)}"
                 continue
-            state["speed"][name] = f"undecided after {n} windows"
+            state["speed"][name] = f"not firm after {windows}"
             todo.update({a.speed_key: a, b.speed_key: b})
         if not todo:
             break
         expected = scale * sum(_window_s(record, s) for s in todo.values())
         if state["spent_s"] + expected > budget.repeat_s:
             for name, said in state["speed"].items():
-                if said.startswith("undecided"):
-                    state["speed"][name] = said.replace("undecided", "time: undecided")
+                if said.startswith("not firm"):
+                    state["speed"][name] = f"time: {said}"
             break
         r = 1 + max(int(k) for windows in record["windows"].values() for k in windows)  # a round of their own
-        log(f"speed: {len(todo)} configurations not yet distinguishable from their neighbour: round {r + 1}")
+        log(f"speed: {len(todo)} configurations whose verdict against a compared step is not yet firm: round {r + 1}")
         start = time.monotonic()
         record = speed.time_windows(list(todo.values()), run_dir, budget, cache, log, windows=r + 1,
                                      policy=policy)
@@ -114,7 +120,7 @@ def _window_s(record: dict[str, Any], step: Step) -> float:
 
 
 def more_seeds(steps: list[Step], mode: str, run_dir: Path, budget: Budget, data_dir: Path, log: Log) -> None:
-    """Extra seeds for the pairs of different computations whose time to target is not distinguishable."""
+    """Extra seeds for the pairs of different computations whose time-to-target verdict is not firm."""
     from ablations.report import derive, load_run
 
     state = _load(run_dir, budget)
@@ -124,23 +130,27 @@ def more_seeds(steps: list[Step], mode: str, run_dir: Path, budget: Budget, data
         curves = {slug: run_dir / "quality" / f"{(r['quality_from'] or slug)}.json" for slug, r in rows.items()
                   if r["status"] == "done"}
         todo: dict[Path, str] = {}
-        for a, b in pairs(steps, mode):
-            c = rows[b.slug]["vs_first" if mode == "leave-one-out" else "vs_previous"]
+        compared = pairs(steps, mode)
+        first = compared[0][0] if compared else None
+        for a, b in compared:
+            c = rows[b.slug]["vs_first" if a is first else "vs_previous"]
             name = _name(a, b)
-            if curves[a.slug] == curves[b.slug] or c is None:
-                continue
-            if not c["time"].startswith(verdicts.UNDECIDED):
+            if curves[a.slug] == curves[b.slug] or c is None or c["ttt"] is None:
+                continue  # the same curve, or no ratio to settle (no interval, or one side never reaches it)
+            seeds = f"{rows[a.slug]['seeds']} and {rows[b.slug]['seeds']} seeds"
+            if c["ttt"].firm():
                 if name in state["time"]:
-                    state["time"][name] = f"separated with {rows[a.slug]['seeds']} and {rows[b.slug]['seeds']} seeds"
+                    state["time"][name] = f"firm with {seeds}"
                 continue
-            if c["ttt"] is not None and c["needs"].se < c["has"].se:
-                state["time"][name] = "undecided: the speed's interval is the wider, more seeds would not separate it"
+            if c["needs"].se < c["has"].se:
+                state["time"][name] = f"not firm ({c['time']}): the speed's interval is the wider, more seeds " \
+                                      "would not settle it"
                 continue
             fewer = min(rows[a.slug]["seeds"], rows[b.slug]["seeds"])
             if fewer >= budget.max_quality_seeds:
-                state["time"][name] = f"cap: {rows[a.slug]['seeds']} and {rows[b.slug]['seeds']} seeds"
+                state["time"][name] = f"cap: {seeds}, {c['time']}"
                 continue
-            state["time"][name] = f"undecided with {rows[a.slug]['seeds']} and {rows[b.slug]['seeds']} seeds"
+            state["time"][name] = f"not firm with {seeds}"
             todo.update({curves[s.slug]: s.name for s in (a, b) if rows[s.slug]["seeds"] == fewer})
         if not todo:
             break
@@ -148,10 +158,10 @@ def more_seeds(steps: list[Step], mode: str, run_dir: Path, budget: Budget, data
         expected = scale * _curve_s(path)
         if state["spent_s"] + expected > budget.repeat_s:
             for key, said in state["time"].items():
-                if said.startswith("undecided"):
-                    state["time"][key] = said.replace("undecided", "time: undecided")
+                if said.startswith("not firm with"):
+                    state["time"][key] = f"time: {said}"
             break
-        log(f"quality: {name}, one more seed (its time to target is not yet distinguishable from a neighbour's)")
+        log(f"quality: {name}, one more seed (its time-to-target verdict against a compared step is not yet firm)")
         took = quality.add_seed(path, data_dir)
         scale = took / (expected / scale)
         state["spent_s"] += took

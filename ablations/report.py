@@ -112,8 +112,8 @@ COLUMNS = ("name", "status", "users_per_s", "window_min", "window_max", "step_p1
            "step_factor", "total_factor", "first_over_this", "mfu", "peak_rss_bytes", "device_peak_bytes",
            "global_batch", "updates_in_budget", "ndcg_at_budget", "recall20_at_budget", "recall50_at_budget",
            "within_spread", "ndcg_vs_first", "flagged", "time_to_target_s", "quality_from", "quality_train_s",
-           "quality_eval_s", "notes", "skip", "disturbed_windows", "others_share_max", "round_gemm_min",
-           "round_gemm_max", *verdicts.CSV_COLUMNS)
+           "quality_eval_s", "notes", "skip", "disturbed_windows", "windows_set_aside", "others_share_max",
+           "round_gemm_min", "round_gemm_max", *verdicts.CSV_COLUMNS)
 
 
 def to_csv(derived: dict[str, Any]) -> str:
@@ -145,7 +145,7 @@ def to_markdown(derived: dict[str, Any]) -> str:
         caveats = ["speed not distinguishable from the step it is compared with"] if r["within_spread"] else []
         if r["curve_ends_early"]:
             caveats.append("quality curve ends at the calibration's length, before T")
-        caveats += [n for n in [disturbance_note(r, len(r["window_medians"]))] if n]
+        caveats += [n for n in [disturbance_note(r, len(r["window_medians"]) + r["windows_set_aside"])] if n]
         shared = [f"quality curve of '{r['quality_from']}' (same computation)"] if r["quality_from"] else []
         notes = "; ".join(r["notes"] + caveats + shared)
         rss = f"{r['peak_rss_bytes'] / 2**30:.1f} GiB" if r["peak_rss_bytes"] else "-"

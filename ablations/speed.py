@@ -7,9 +7,9 @@ rounds; in every round each configuration gets one window (``warmup`` untimed st
 ``steps`` timed ones of the largest batch; a smaller batch gets up to twice as many, as long as
 they time no more users) in a fresh child process, one after the other, so that a machine whose
 load drifts during the run is shared out evenly between the steps rather than falling on one.
-A step's speed is the median of its windows' medians, with their spread. Each window records the
-machine's state during it and its round's GEMM rate; a disturbed one is timed again, within
-bounds (``ablations.disturbance``).
+A step's speed is the median of its undisturbed windows' medians, with their spread. Each window
+records the machine's state during it and its round's GEMM rate; a disturbed one is timed again,
+within bounds, and set aside if it stays disturbed (``ablations.disturbance``).
 
 The runner's own process never imports TensorFlow (on a GPU it would reserve the device's
 memory before a child could): the GEMM ceilings are measured by the children, in the first and
@@ -174,12 +174,15 @@ def _child(run_dir: Path, r: int, steps: list[Step], shapes: list[tuple[int, str
 
 
 def speed_summary(record: dict[str, Any], step: Step) -> dict[str, Any]:
-    """One configuration's speed: median of its windows' medians, their spread, MFU and memory."""
+    """One configuration's speed: median of its undisturbed windows' medians (``disturbance.quiet``), their
+    spread, MFU and memory; what the machine did counts over every window."""
     from vaecf.flops import flops_per_user, mfu
 
+    threshold = disturbance.threshold_of(record)
     windows = list(record["windows"][step.speed_key].values())
-    medians = [w["users_per_s_median"] for w in windows]
-    steps = [u for w in windows for u in w["users_per_s"]]
+    used = list(disturbance.quiet(record["windows"][step.speed_key], threshold).values())
+    medians = [w["users_per_s_median"] for w in used]
+    steps = [u for w in used for u in w["users_per_s"]]
     shape = f"{step.train.global_batch // step.train.workers},{step.train.precision}"
     rates = [c[shape] for c in record["ceilings"].values() if shape in c]
     # The ceiling is the best rate this machine reached at the shape in the run: a round that shared
@@ -189,9 +192,9 @@ def speed_summary(record: dict[str, Any], step: Step) -> dict[str, Any]:
     devices = step.train.workers if record["machine"]["gpu_count"] else 1
     fpu = flops_per_user(record["workload"]["items"], ModelConfig(), record["workload"]["mean_items"])
     users_per_s = float(np.median(medians))
-    threshold = record.get("disturbance", {}).get("threshold", disturbance.DEFAULT.threshold)
     return {
         **disturbance.summarise(windows, threshold),
+        "windows_set_aside": len(windows) - len(used),
         "users_per_s": users_per_s,
         "window_medians": medians,
         "window_min": min(medians), "window_max": max(medians),

@@ -4,7 +4,9 @@ Every figure a verdict rests on is an estimate with a 95% interval, on the log s
 factors and times are ratios):
 
 - **Speed.** The timing windows are the independent unit (each is its own process, in its own
-  round). A step's users/s is the median of its windows' medians; its interval is that median
+  round); a window that stayed disturbed is set aside (``disturbance.quiet``: every figure rests
+  on a configuration's undisturbed windows while it has two). A step's users/s is the median of
+  its windows' medians; its interval is that median
   x exp(+-t x the standard error of the mean log window rate), t with windows - 1 degrees of
   freedom. A factor between two steps is the ratio of their medians, its interval from the
   per-round ratios (both steps timed in the same round share that round's machine state, so the
@@ -25,8 +27,11 @@ factors and times are ratios):
 
 A verdict is decided by whether the ratio's interval excludes 1: speed "faster" / "slower" /
 "not distinguishable" (or "same configuration"), time to target "sooner" / "later" / "not
-distinguishable". A figure a record cannot support (one window, one seed: runs made before
-seeds were repeated) has no interval and its verdict says so: nothing is invented.
+distinguishable". A verdict is *firm* when its interval at ``FIRM`` (99%) says the same: one
+decided at 95% but not at 99% sits near its boundary, where a rerun on the same machine decides
+it about half the time; adaptive repetition (``ablations.repeat``) measures such pairs until they
+are firm. A figure a record cannot support (one window, one seed: runs made before seeds were
+repeated) has no interval and its verdict says so: nothing is invented.
 """
 
 from __future__ import annotations
@@ -38,8 +43,12 @@ from typing import Any
 
 import numpy as np
 
+from ablations import disturbance
+
 LEVEL = 0.95
 """Two-sided coverage of every interval."""
+FIRM = 0.99
+"""The level at which a verdict is firm (``Estimate.sign(FIRM)``): what repetition aims for."""
 
 FASTER, SLOWER, SAME, UNDECIDED = "faster", "slower", "same configuration", "not distinguishable"
 SOONER, LATER, UNKNOWN, NEITHER = "sooner", "later", "not known (one seed per curve)", "neither reaches the target"
@@ -47,10 +56,10 @@ DECIDED = (FASTER, SLOWER, SOONER, LATER)
 """The verdicts that say a difference was measured (what two runs must agree on)."""
 
 
-def t_quantile(df: float) -> float:
+def t_quantile(df: float, level: float = LEVEL) -> float:
     from scipy.stats import t
 
-    return float(t.ppf(0.5 + LEVEL / 2, df))  # df infinite: the normal quantile
+    return float(t.ppf(0.5 + level / 2, df))  # df infinite: the normal quantile
 
 
 @dataclass(frozen=True)
@@ -95,11 +104,19 @@ class Estimate:
     def inverse(self) -> Estimate:
         return Estimate(1.0 / self.value, self.se, self.df)
 
-    def sign(self) -> int:
-        """+1 when the interval lies above 1, -1 below, 0 when it holds 1 (or there is none)."""
+    def sign(self, level: float = LEVEL) -> int:
+        """+1 when the interval at ``level`` lies above 1, -1 below, 0 when it holds 1 (or there is none)."""
         if not self.known:
             return 0
-        return 1 if self.lo > 1 else -1 if self.hi < 1 else 0
+        if not self.se:
+            return 1 if self.value > 1 else -1 if self.value < 1 else 0
+        half = t_quantile(self.df, level) * self.se
+        log = math.log(self.value)
+        return 1 if log - half > 0 else -1 if log + half < 0 else 0
+
+    def firm(self) -> bool:
+        """Whether the verdict at ``LEVEL`` holds at ``FIRM`` too (undecided is never firm: it may still separate)."""
+        return self.sign() != 0 and self.sign(FIRM) == self.sign()
 
     def text(self, digits: int = 2, unit: str = "x") -> str:
         """"2.15x (2.03-2.28)"; "1.00x" when exact; "2.15x (no interval)" when the records give none."""
@@ -119,8 +136,9 @@ def known(estimate: Estimate | None) -> bool:
 # -- speed ---------------------------------------------------------------------------------------------
 
 def window_rates(speed: dict[str, Any], key: str) -> dict[str, float]:
-    """Round -> that window's median users/s, for one speed configuration."""
-    return {r: w["users_per_s_median"] for r, w in speed["windows"].get(key, {}).items()}
+    """Round -> that window's median users/s, for one speed configuration: the windows its figures rest on."""
+    windows = disturbance.quiet(speed["windows"].get(key, {}), disturbance.threshold_of(speed))
+    return {r: w["users_per_s_median"] for r, w in windows.items()}
 
 
 def speed_estimate(speed: dict[str, Any], key: str) -> Estimate | None:
@@ -378,6 +396,18 @@ def comparisons(derived: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str,
     return out
 
 
+def firm(c: dict[str, Any], kind: str) -> bool:
+    """Whether a comparison's ``kind`` ("speed" or "time") verdict is decided and holds at ``FIRM``."""
+    estimate = c["has"] if kind == "speed" else c["ttt"]
+    if c[kind] not in DECIDED:
+        return False
+    return estimate is None or estimate.firm()  # None: decided without a ratio (one side never reaches it)
+
+
+def _firm(c: dict[str, Any]) -> str:
+    return ", ".join(kind for kind in ("speed", "time") if firm(c, kind)) or "-"
+
+
 def _needs(c: dict[str, Any]) -> str:
     needs = c["needs"]
     if needs is None:
@@ -390,12 +420,14 @@ def table(derived: dict[str, Any]) -> list[str]:
     spread = derived["seed_spread"]
     lines = [f"Verdicts, {LEVEL:.0%} intervals. *has*: users/s over the compared step's (per-round ratios of the "
              "timing windows); *needs*: the ratio at which it would reach the target as soon (users to target over "
-             "the compared step's, from the seeds); time to target: needs / has. Seed spread (sd of log users to "
-             "target, pooled): " + (f"{spread.sd:.3f} ({spread.df} df)." if spread else "none (one seed per curve)."),
-             "", "| step | against | speed | needs | has | time to target |", "|---|---|---|---|---|---|"]
+             "the compared step's, from the seeds); time to target: needs / has; *firm*: the verdicts that hold at "
+             f"{FIRM:.0%} too (a decided one that is not sits near its boundary: a rerun may call it not "
+             "distinguishable). Seed spread (sd of log users to target, pooled): "
+             + (f"{spread.sd:.3f} ({spread.df} df)." if spread else "none (one seed per curve)."),
+             "", "| step | against | speed | needs | has | time to target | firm |", "|---|---|---|---|---|---|---|"]
     for row, c in comparisons(derived):
         lines.append(f"| {row['name']} | {c['against']} | {c['speed']} | {_needs(c)} | "
-                     f"{c['has'].text() if c['has'] else '-'} | {c['time']} |")
+                     f"{c['has'].text() if c['has'] else '-'} | {c['time']} | {_firm(c)} |")
     return [*lines, "", repetition(derived.get("repeat"))]
 
 
@@ -408,7 +440,7 @@ def repetition(repeat: dict[str, Any] | None) -> str:
     return (f"Adaptive repetition (repeat.json): {len(repeat['rounds'])} extra round(s) of windows, "
             f"{len(repeat['seeds'])} extra seed(s), {repeat['spent_s']:.0f} s of at most {repeat['cap_s']:.0f} s "
             f"(caps: {repeat['max_windows']} windows, {repeat['max_seeds']} seeds)"
-            + (": " + "; ".join(said) if said else "; every compared pair separated without it") + ".")
+            + (": " + "; ".join(said) if said else "; every compared verdict was firm without it") + ".")
 
 
 def markdown(derived: dict[str, Any]) -> str:
@@ -429,14 +461,53 @@ def markdown(derived: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+Said = dict[tuple[str, str, str], tuple[str, bool]]
+"""(step, against, "speed" or "time") -> (verdict, firm): every verdict a run states."""
+
+
+def _said(derived: dict[str, Any]) -> Said:
+    return {(row["name"], c["against"], kind): (c[kind], firm(c, kind)) for row, c in comparisons(derived)
+            for kind in ("speed", "time")}
+
+
+def _differ(one: str | None, two: str | None) -> bool:
+    """Two runs differ on a verdict when either calls it a measured difference and the other does not say the same."""
+    return (one in DECIDED or two in DECIDED) and one != two
+
+
+def _word(verdict: tuple[str, bool] | None) -> str:
+    if verdict is None:
+        return "-"
+    word, sure = verdict
+    return word + (" (not firm)" if word in DECIDED and not sure else "")
+
+
+def agreement(a: dict[str, Any], b: dict[str, Any], labels: tuple[str, str]) -> str:
+    """Two runs' verdicts side by side as Markdown (``python -m ablations agree --out``): every verdict either
+    states, whether they agree, and a count; what the docs include about a pair of runs."""
+    first, second = _said(a), _said(b)
+    keys = [*first, *(k for k in second if k not in first)]
+    lines = [f"| step | against | | {labels[0]} | {labels[1]} | agree |", "|---|---|---|---|---|---|"]
+    differ = decided = alike = 0
+    for key in keys:
+        one, two = first.get(key), second.get(key)
+        words = (one[0] if one else None, two[0] if two else None)
+        bad = _differ(*words)
+        differ += bad
+        decided += words[0] in DECIDED or words[1] in DECIDED
+        alike += bool(one and two and one == two and one[1] and words[0] in DECIDED)
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {_word(one)} | {_word(two)} | {'**no**' if bad else 'yes'} |")
+    head = (f"{len(keys)} verdicts; {decided} called a measured difference by either run, {differ} of them not by "
+            f"the other; {alike} decided alike and firm at {FIRM:.0%} in both.")
+    return "\n".join([head, "", *lines]) + "\n"
+
+
 def disagreements(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """Where two runs of one ladder (``report.derive``'s) differ on a verdict that either calls a measured
-    difference: what a rerun must not do. One line per such verdict."""
-    def said(derived: dict[str, Any]) -> dict[tuple[str, str, str], str]:
-        return {(row["name"], c["against"], kind): c[kind] for row, c in comparisons(derived)
-                for kind in ("speed", "time")}
-
-    first, second = said(a), said(b)
-    return [f"{step} against {against}, {kind}: {first.get(key)} in the first run, {second.get(key)} in the second"
+    difference: what a rerun must not do. One line per such verdict, "(not firm)" after a decided verdict
+    that does not hold at ``FIRM`` (one near its boundary)."""
+    first, second = _said(a), _said(b)
+    return [f"{step} against {against}, {kind}: {_word(first.get(key))} in the first run, "
+            f"{_word(second.get(key))} in the second"
             for key in sorted(first.keys() | second.keys()) for step, against, kind in [key]
-            if (first.get(key) in DECIDED or second.get(key) in DECIDED) and first.get(key) != second.get(key)]
+            if _differ(first[key][0] if key in first else None, second[key][0] if key in second else None)]

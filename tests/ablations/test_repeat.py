@@ -1,4 +1,4 @@
-"""Adaptive repetition: more windows for undecided neighbours, until they separate, the cap or the time."""
+"""Adaptive repetition: more windows for compared steps whose verdict is not firm, until it is, the cap or the time."""
 
 import dataclasses
 import json
@@ -11,7 +11,7 @@ from vaecf.config import TrainConfig
 
 STEPS = [Step(0, "a", "", TrainConfig(batch_size=100)), Step(1, "b", "", TrainConfig(batch_size=200)),
          Step(2, "c", "", TrainConfig(batch_size=200, input="dense"))]
-BUDGET = dataclasses.replace(BUDGETS["quick"], max_windows=6, repeat_s=1000.0)
+BUDGET = dataclasses.replace(BUDGETS["quick"], max_windows=8, repeat_s=1000.0)
 
 POLICY = disturbance.Policy(threshold=0.25, repeats=1)
 """A run's own rules for disturbed windows, which its extra rounds must follow."""
@@ -38,23 +38,61 @@ def run(tmp_path, monkeypatch, c_later, budget=BUDGET):
     return out, timed, json.loads((tmp_path / "repeat.json").read_text())
 
 
-def test_an_undecided_pair_gets_rounds_of_its_own_until_it_separates(tmp_path, monkeypatch) -> None:
+def test_a_pair_not_yet_firm_gets_rounds_of_its_own_until_it_is(tmp_path, monkeypatch) -> None:
     out, timed, state = run(tmp_path, monkeypatch, lambda r: 103.0)
-    assert timed == [["b", "c"], ["b", "c"]]  # a, already apart from b, is not timed again
-    assert state["speed"] == {"02-c vs 01-b": "separated after 5 windows"}
-    assert verdicts.speed_verdict(verdicts.factor(out, STEPS[2].speed_key, STEPS[1].speed_key)) == verdicts.FASTER
-    assert len(state["rounds"]) == 2 and state["windows_done"]
+    # c over b, 1.03x: (0.958-1.107) at 3 windows; decided at 95% from 5 windows, where repetition used to
+    # stop, but not at 99% before 7 ((1.014-1.046) at 95%)
+    assert timed == [["b", "c"]] * 4  # a, firmly apart from both, is not timed again
+    assert state["speed"] == {"02-c vs 01-b": "firm after 7 windows"}
+    has = verdicts.factor(out, STEPS[2].speed_key, STEPS[1].speed_key)
+    assert has is not None and has.firm() and verdicts.speed_verdict(has) == verdicts.FASTER
+    assert len(state["rounds"]) == 4 and state["windows_done"]
+
+
+def test_a_verdict_decided_at_95_but_not_99_percent_is_not_firm() -> None:
+    from tests.ablations.test_verdicts import speed_record
+
+    c = [100.0, 106.0, 103.0, 103.0, 103.0]
+    has = verdicts.factor(speed_record({"b": [100.0] * 5, "c": c}), "c", "b")
+    assert has is not None and has.sign() == 1 and has.sign(verdicts.FIRM) == 0 and not has.firm()
+    assert not verdicts.Estimate(1.0, 0.01, 10).firm()  # undecided: never firm, it may still separate
 
 
 def test_a_pair_that_never_separates_stops_at_the_cap(tmp_path, monkeypatch) -> None:
     _, timed, state = run(tmp_path, monkeypatch, lambda r: 102.0 if r % 2 else 98.0)
-    assert len(timed) == 3 and state["speed"] == {"02-c vs 01-b": "cap: 6 windows"}
+    assert len(timed) == 5 and state["speed"] == {"02-c vs 01-b": "cap: 8 windows, not distinguishable"}
+
+
+def test_disturbed_windows_are_set_aside_and_their_rounds_timed_again(tmp_path, monkeypatch) -> None:
+    """b's second window ran at half speed with others on the CPUs: set aside, the pair a-b (firm on its
+    other rounds' ratios alone, exactly 2x) has only 2 undisturbed rounds, so it gets a round of its own."""
+    rate = {STEPS[0].speed_key: 50.0, STEPS[1].speed_key: 100.0}
+    measured = {STEPS[0].speed_key: [50.0, 51.0, 49.0], STEPS[1].speed_key: [100.0, 50.0, 101.0]}
+    windows = {key: {str(r): {"users_per_s_median": v, "state": {"others_share": 0.4 if v == 50.0 and r == 1 else 0.0}}
+                     for r, v in enumerate(values)} for key, values in measured.items()}  # b's round 1 disturbed
+    record = {"windows": windows, "workload": {"users": 1000}}
+    has = verdicts.factor(record, STEPS[1].speed_key, STEPS[0].speed_key)
+    assert has is not None and has.df == 1  # rounds 0 and 2: the disturbed round is not in the ratio
+    assert has.value == pytest.approx(100.5 / 50.0) and has.sign() == 1 and not has.firm()
+    timed = []
+
+    def time_windows(steps, run_dir, budget, cache, log, windows, policy):
+        for s in steps:
+            record["windows"][s.speed_key][str(windows - 1)] = {"users_per_s_median": rate[s.speed_key],
+                                                                "state": {"others_share": 0.0}}
+        timed.append(sorted(s.name for s in steps))
+        return record
+
+    monkeypatch.setattr(speed, "time_windows", time_windows)
+    repeat.more_windows(STEPS[:2], "ladder", record, tmp_path, BUDGET, tmp_path, lambda _: None, POLICY)
+    state = json.loads((tmp_path / "repeat.json").read_text())
+    assert timed == [["a", "b"]] and state["speed"] == {"01-b vs 00-a": "firm after 4 windows (3 undisturbed)"}
 
 
 def test_repetition_stops_when_the_seconds_run_out_and_a_resumed_run_keeps_its_windows(tmp_path, monkeypatch) -> None:
     tight = dataclasses.replace(BUDGET, repeat_s=1.0)  # less than one window's expected time
     _, timed, state = run(tmp_path, monkeypatch, lambda r: 103.0, budget=tight)
-    assert timed == [] and state["speed"] == {"02-c vs 01-b": "time: undecided after 3 windows"}
+    assert timed == [] and state["speed"] == {"02-c vs 01-b": "time: not firm after 3 windows"}
     _, timed, _ = run(tmp_path, monkeypatch, lambda r: 103.0)  # resumed, now with time to spare
     assert timed == []
 
@@ -89,7 +127,8 @@ def write_seeded_run(tmp_path) -> None:
         write_json(path, {**record, "more_seeds": [{"seed": 1, "curve": curve(second, 4)["curve"]}]})
 
 
-def test_undecided_times_to_target_get_seeds_on_the_side_with_fewer_until_they_separate(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("cap", [3, 4])
+def test_times_to_target_not_firm_get_seeds_on_the_side_with_fewer_until_they_are(tmp_path, monkeypatch, cap) -> None:
     from ablations import quality
     from tests.ablations.test_report import STEPS as RUN_STEPS
     from vaecf.io import write_json
@@ -97,24 +136,29 @@ def test_undecided_times_to_target_get_seeds_on_the_side_with_fewer_until_they_s
     write_seeded_run(tmp_path)
     added = []
 
-    def add_seed(path, data):  # a third seed as the first: deterministic, so the verdict is worked by hand
+    def add_seed(path, data):  # another seed as the first: deterministic, so the verdict is worked by hand
         record = json.loads(path.read_text())
-        record["more_seeds"].append({"seed": 2, "curve": record["curve"]})
+        record["more_seeds"].append({"seed": len(record["more_seeds"]) + 1, "curve": record["curve"]})
         write_json(path, record)
         added.append(path.stem)
         return 5.0
 
     monkeypatch.setattr(quality, "add_seed", add_seed)
     steps = [s for s in RUN_STEPS if s.skip is None]
-    repeat.more_seeds(steps, "ladder", tmp_path, BUDGET, tmp_path, lambda _: None)
+    repeat.more_seeds(steps, "ladder", tmp_path, dataclasses.replace(BUDGET, max_quality_seeds=cap), tmp_path,
+                      lambda _: None)
     state = json.loads((tmp_path / "repeat.json").read_text())
-    # has 2.00x; 2 seeds each: needs 2.67x (1.47-4.82), undecided; 3 each: needs 2.64x (2.05-3.41), later
-    assert added == ["00-baseline", "02-larger-batch"]
-    assert state["time"] == {"02-larger-batch vs 01-sparse-input": "separated with 3 and 3 seeds"}
-    assert state["spent_s"] == 10.0 and state["seeds_done"]
+    # against sparse input (has 2.00x) and the baseline (4.00x; the same curve as sparse input's).
+    # 2 seeds each: needs 2.67x (1.47-4.82), both undecided; 3 each: 2.64x (2.05-3.41): later, sooner,
+    # neither at 99%; 4 each: 2.63x (2.22-3.11), both firm
+    assert added == ["00-baseline", "02-larger-batch"] * (cap - 2)
+    pairs = ("02-larger-batch vs 01-sparse-input", "02-larger-batch vs 00-baseline")
+    said = ("cap: 3 and 3 seeds, later", "cap: 3 and 3 seeds, sooner") if cap == 3 else ("firm with 4 and 4 seeds",) * 2
+    assert state["time"] == dict(zip(pairs, said))
+    assert state["spent_s"] == 10.0 * (cap - 2) and state["seeds_done"]
 
 
-def test_no_seed_is_added_where_the_speed_makes_the_time_verdict_undecided(tmp_path, monkeypatch) -> None:
+def test_no_seed_is_added_where_the_speed_keeps_the_time_verdict_from_being_firm(tmp_path, monkeypatch) -> None:
     from ablations import quality
     from tests.ablations.test_report import STEPS as RUN_STEPS
     from vaecf.io import write_json
@@ -127,5 +171,5 @@ def test_no_seed_is_added_where_the_speed_makes_the_time_verdict_undecided(tmp_p
     monkeypatch.setattr(quality, "add_seed", lambda *a: pytest.fail("a seed cannot narrow the speed's interval"))
     repeat.more_seeds([s for s in RUN_STEPS if s.skip is None], "ladder", tmp_path, BUDGET, tmp_path, lambda _: None)
     state = json.loads((tmp_path / "repeat.json").read_text())
-    assert state["time"] == {"02-larger-batch vs 01-sparse-input":
-                             "undecided: the speed's interval is the wider, more seeds would not separate it"}
+    said = "not firm (not distinguishable): the speed's interval is the wider, more seeds would not settle it"
+    assert state["time"] == {"02-larger-batch vs 01-sparse-input": said, "02-larger-batch vs 00-baseline": said}

@@ -139,8 +139,9 @@ def test_cells_show_intervals_only_where_the_records_give_them() -> None:
     assert verdicts.cell(30.0, e, 0, " s") == f"30 s ({e.lo:.0f}-{e.hi:.0f})"
 
 
-def said(speed: str, time: str) -> dict:
-    c = {"against": "baseline", "speed": speed, "time": time}
+def said(speed: str, time: str, has: verdicts.Estimate | None = None) -> dict:
+    """A run whose one comparison says ``speed`` and ``time`` (firm unless ``has`` says otherwise)."""
+    c = {"against": "baseline", "speed": speed, "time": time, "has": has, "ttt": None}
     return {"mode": "ladder", "rows": [{"name": "baseline", "status": "done", "vs_previous": None, "vs_first": None},
                                        {"name": "b", "status": "done", "vs_previous": c, "vs_first": c}]}
 
@@ -150,6 +151,10 @@ def test_runs_disagree_only_where_one_calls_a_difference_the_other_does_not() ->
     assert verdicts.disagreements(undecided, unknown) == []
     assert verdicts.disagreements(said(verdicts.FASTER, verdicts.LATER), said(verdicts.UNDECIDED, verdicts.LATER)) == [
         "b against baseline, speed: faster in the first run, not distinguishable in the second"]
+    near = said(verdicts.FASTER, verdicts.LATER, has=verdicts.Estimate(1.05, 0.01, 2))  # 95%: 1.01-1.09; 99%: holds 1
+    assert verdicts.disagreements(near, said(verdicts.UNDECIDED, verdicts.LATER)) == [
+        "b against baseline, speed: faster (not firm) in the first run, not distinguishable in the second"]
+    assert verdicts.disagreements(near, said(verdicts.FASTER, verdicts.LATER)) == []  # firm or not: the same verdict
 
 
 AGREE = """
@@ -222,4 +227,14 @@ def test_agree_exits_1_naming_the_verdict_two_runs_differ_on(tmp_path, capsys) -
         window["users_per_s_median"] *= 2.0
     write_json(runs[1] / "speed.json", speed)
     assert main(["agree", *map(str, runs)]) == 1
-    assert "XLA against data parallel x2, speed: slower in the first run" in capsys.readouterr().out
+    assert "XLA against data parallel x2, speed: slower" in capsys.readouterr().out
+
+
+def test_agreement_puts_two_runs_verdicts_side_by_side_and_counts_what_differs() -> None:
+    near = said(verdicts.FASTER, verdicts.LATER, has=verdicts.Estimate(1.05, 0.01, 2))  # decided, not firm
+    text = verdicts.agreement(near, said(verdicts.UNDECIDED, verdicts.LATER), ("one", "two"))
+    head, _, *rows = text.splitlines()
+    assert head == "2 verdicts; 2 called a measured difference by either run, 1 of them not by the other; " \
+                   "1 decided alike and firm at 99% in both."
+    assert rows[2:] == ["| b | baseline | speed | faster (not firm) | not distinguishable | **no** |",
+                        "| b | baseline | time | later | later | yes |"]
