@@ -40,8 +40,8 @@ def result(records: dict[str, Any], derived: dict[str, Any]) -> dict[str, Any]:
     done = [r for r in derived["rows"] if r["status"] == "done"]
     rows = [_row(r) for r in done]
     reached = sorted((r for r in done if r["time_to_target_s"] is not None), key=lambda r: r["time_to_target_s"])
-    chosen = {"paper": done[0],  # equal speeds: the first, the square-root recipe
-              "users_per_s_fastest": max(done, key=lambda r: r["users_per_s"]),
+    chosen = {"paper": done[0],
+              "users_per_s_fastest": max(done, key=lambda r: r["users_per_s"]),  # equal speeds: the first (sqrt)
               "runner_up": reached[1] if len(reached) > 1 else None}
     best = reached[0] if reached else None
     spread = derived["seed_spread"]
@@ -92,6 +92,8 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
             "users_to_target": round(ttt * r["users_per_s"]) if ttt is not None else None,
             "ndcg_at_budget": r["ndcg_at_budget"], "quality_from": r["quality_from"],
             "disturbed_windows": r.get("disturbed_windows"), "load1_max": r.get("load1_max")}
+
+
 def _sooner(records: dict[str, Any], derived: dict[str, Any], best: dict[str, Any],
             other: dict[str, Any]) -> dict[str, Any]:
     """How much sooner ``best`` reaches the target than ``other`` (``derived``'s rows): from ``verdicts.compare``,
