@@ -198,7 +198,8 @@ def write_report(run_dir: Path, page: Path | None = None) -> dict[str, Any]:
     from ablations import page as html_page
     from ablations.charts import draw
 
-    derived = derive(load_run(run_dir))
+    records = load_run(run_dir)
+    derived = derive(records)
     atomic_write(run_dir / "table.csv", lambda tmp: tmp.write_text(to_csv(derived)))
     table = to_markdown(derived)
     atomic_write(run_dir / "table.md", lambda tmp: tmp.write_text(table))
@@ -207,7 +208,7 @@ def write_report(run_dir: Path, page: Path | None = None) -> dict[str, Any]:
     if derived["mode"] == "tune":
         from ablations.tune_result import write_result
 
-        write_result(run_dir, derived)
+        write_result(run_dir, records, derived)
     write_events_of(run_dir, derived)
     text = html_page.render(run_dir, derived, table)
     atomic_write(page or run_dir / "report.html", lambda tmp: tmp.write_text(text))

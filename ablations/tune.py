@@ -13,10 +13,11 @@ it costs; ``Step.speed_key``). The search uses that split:
 2. **The grid** (``grid``): every maths configuration is a step with its shape's fastest
    switches, after the paper's configuration itself (step 0). The runner times every step in
    the budget's windows and trains one quality curve per maths configuration (steps that
-   compute the same share it), all for the same time T, as for any ladder.
-3. The result (``ablations.tune_result``): every step's time to target with its range over
-   the timing windows, the fastest, and how much sooner it gets there than the paper's
-   configuration and than the users/s-fastest one.
+   compute the same share it), ``Budget.quality_seeds`` seeds each, all for the same time T,
+   as for any ladder.
+3. The result (``ablations.tune_result``): every step's time to target with its 95% interval
+   (``ablations.verdicts``: the timing windows and the seeds), the fastest, and how much sooner
+   it gets there than the paper's configuration, the users/s-fastest one and the runner-up.
 
 The grid: batch 500 (the paper's), the ladder's large batch (capped by the budget) and their
 geometric mean rounded to 100; the larger batches' learning rate scaled by the square root or
@@ -25,7 +26,8 @@ float32 and the ladder's mixed precision; 1 worker everywhere and, where 2 fit, 
 the large batch with the square-root recipe (the one data-parallel point the ladders time).
 Left out to fit about 15 minutes on 2 cores: data parallelism at the other batches and with
 the linear scaling, a separate switch search at data-parallel shapes, a search from scratch at
-every shape, more than one timing window per search candidate, and more than one seed per curve.
+every shape, and more than one timing window per search candidate (each curve has the runner's
+``Budget.quality_seeds`` seeds, 2 by default, as in any ladder).
 """
 
 from __future__ import annotations

@@ -1,52 +1,63 @@
 """A tune's result, from its run's records alone: the record, its table, its chart and its reading.
 
-``tune.json`` (strict JSON; under ``machine`` the provenance of the run that measured it) holds,
-per configuration of the tune (``ablations.tune``), its users/s with the range of its timing
-windows, its time to the target with the range those windows give (the same updates to the
-target at the slowest and the fastest window's speed), and the users it saw by then; then the
-fastest to the target, and how much sooner it gets there than the paper's configuration and than
-the users/s-fastest one, each as a ratio with its range (the two configurations' extremes
-against each other: *distinguishable* when even the least favourable pair keeps the order).
-The range is the speed's, not the seeds' (a curve is the mean of its seeds, as many as the run
-trained); the record says how many, with the calibration's seed noise and the spacing of the
-validations that place the target.
+Every uncertainty is ``ablations.verdicts``' 95% interval, nothing else: per configuration of the
+tune (``ablations.tune``) its users/s over its timing windows and its time to the target from the
+windows and the seeds combined (``verdicts.annotate``'s); then the fastest to the target (by the
+point estimates) and, from ``verdicts.compare``, how much sooner it gets there than the paper's
+configuration, than the users/s-fastest one and than the runner-up: the ratio of their times with
+its interval and the verdict (sooner / not distinguishable / not known with one seed per curve).
+The seconds earlier are the points' difference alone: the two times share their timing rounds,
+and the records give that pairing's uncertainty only as the ratio's.
 
-``tune.md`` (the table), ``tune-reading.md`` (the sentences docs/ladder.md includes) and
-``tune.png``/``.svg`` are generated from ``tune.json``, by ``python -m ablations plot RUN`` too.
+``tune.json`` (strict JSON; under ``machine`` the provenance of the run that measured it) keeps
+each estimate as its numbers: ``point``, ``lo`` and ``hi`` (null where the records give no
+interval: one seed per curve, fewer than 2 windows), and the standard error of its log with its
+degrees of freedom (``se_log``, ``df``; df null: exact), from which the table, the chart and the
+reading (``tune.md``, ``tune.png``/``.svg``, ``tune-reading.md``; docs/ladder.md includes them) are
+made with ``verdicts``' own cells, by ``python -m ablations plot RUN`` too.
 """
 
 from __future__ import annotations
 
+import math
 import textwrap
 from pathlib import Path
 from typing import Any
 
+from ablations import verdicts
+from ablations.verdicts import Estimate
 from vaecf.io import atomic_write, write_json
 
 GREEN, GREY, ORANGE, BLUE = "#2e8b57", "#8c8c8c", "#e67e22", "#3b75af"
+ROLES = (("the paper's configuration", "paper"), ("the users/s-fastest configuration", "users_per_s_fastest"),
+         ("the runner-up", "runner_up"))
+"""What the fastest is compared with: (label, the record's key naming it; ``sooner_than_`` + key its comparison)."""
 
 
-def result(derived: dict[str, Any]) -> dict[str, Any]:
-    """The tune's record from ``report.derive``'s rows of its run."""
+def result(records: dict[str, Any], derived: dict[str, Any]) -> dict[str, Any]:
+    """The tune's record from its run's records (``report.load_run``) and their ``report.derive``."""
     run = derived["run"]
     done = [r for r in derived["rows"] if r["status"] == "done"]
     rows = [_row(r) for r in done]
-    reached = [r for r in rows if r["time_to_target_s"] is not None]
-    paper = rows[0]
-    fastest = max(rows, key=lambda r: r["users_per_s"])  # equal speeds: the first, the square-root recipe
-    best = min(reached, key=lambda r: r["time_to_target_s"]) if reached else None
-    budget_s = derived["budget_s"]
+    reached = sorted((r for r in done if r["time_to_target_s"] is not None), key=lambda r: r["time_to_target_s"])
+    chosen = {"paper": done[0],
+              "users_per_s_fastest": max(done, key=lambda r: r["users_per_s"]),  # equal speeds: the first (sqrt)
+              "runner_up": reached[1] if len(reached) > 1 else None}
+    best = reached[0] if reached else None
+    spread = derived["seed_spread"]
     loads = [r["load1_max"] for r in derived["rows"] if r.get("load1_max") is not None]
     return {
         "machine": run["machine"], "ladder": run["ladder"]["name"], "budget": run["budget"]["name"],
-        "target_ndcg": derived["target"], "budget_s": budget_s, "rows": rows,
-        "best": best["name"] if best else None, "paper": paper["name"], "users_per_s_fastest": fastest["name"],
-        "sooner_than_paper": _sooner(best, paper, budget_s) if best else None,
-        "sooner_than_users_per_s_fastest": _sooner(best, fastest, budget_s) if best else None,
-        "uncertainty": {"windows_per_step": min(r["windows"] for r in rows),
-                        "seeds_per_curve": min(r["seeds"] for r in done),
-                        "seed_noise_sd": derived["noise_sd"],
-                        "validation_spacing_s": budget_s / run["budget"]["evaluations"]},
+        "target_ndcg": derived["target"], "budget_s": derived["budget_s"], "rows": rows,
+        "best": best["name"] if best else None,
+        **{key: row["name"] if row else None for key, row in chosen.items()},
+        **{f"sooner_than_{key}": _sooner(records, derived, best, row) if best and row else None
+           for key, row in chosen.items()},
+        "uncertainty": {"level": verdicts.LEVEL, "windows_per_step": min(r["windows"] for r in rows),
+                        "seeds_per_curve": min(r["seeds"] for r in rows),
+                        "seed_spread_sd": spread.sd if spread else None,
+                        "seed_spread_df": spread.df if spread else None,
+                        "validation_spacing_s": derived["budget_s"] / run["budget"]["evaluations"]},
         "machine_state": {"load1_max": max(loads) if loads else None,
                           "disturbed_windows": sum(r["disturbed_windows"] or 0 for r in rows),
                           "windows": sum(r["windows"] for r in rows)},
@@ -54,49 +65,71 @@ def result(derived: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def numbers(estimate: Estimate) -> dict[str, Any]:
+    """An estimate as strict JSON: point, 95% bounds (null without an interval), se of its log and df (null: exact)."""
+    return {"point": estimate.value, "lo": estimate.lo if estimate.known else None,
+            "hi": estimate.hi if estimate.known else None, "se_log": estimate.se,
+            "df": None if math.isinf(estimate.df) else estimate.df}
+
+
+def estimate(saved: dict[str, Any]) -> Estimate:
+    """``numbers``' inverse: the estimate, for ``verdicts``' cells."""
+    return Estimate(saved["point"], saved["se_log"], math.inf if saved["df"] is None else saved["df"])
+
+
+def _unknown(value: float) -> Estimate:
+    """A figure the records give no interval for (``verdicts.cell`` says "(no interval)")."""
+    return Estimate(value, 0.0, 0.0)
+
+
 def _row(r: dict[str, Any]) -> dict[str, Any]:
     ttt = r["time_to_target_s"]
+    rate = r["users_per_s_interval"]  # its value is the row's users/s: the median of the windows
     return {"name": r["name"], "switches": r["change"], "batch": r["global_batch"], "windows": len(r["window_medians"]),
-            "users_per_s": r["users_per_s"], "users_per_s_min": r["window_min"], "users_per_s_max": r["window_max"],
-            "time_to_target_s": ttt,
-            # The same updates to the target at the fastest and the slowest window's speed.
-            "time_to_target_min": ttt * r["users_per_s"] / r["window_max"] if ttt is not None else None,
-            "time_to_target_max": ttt * r["users_per_s"] / r["window_min"] if ttt is not None else None,
+            "seeds": r["seeds"],
+            "users_per_s": numbers(rate or _unknown(r["users_per_s"])),
+            "time_to_target_s": None if ttt is None else numbers(r["time_to_target_interval"] or _unknown(ttt)),
             "users_to_target": round(ttt * r["users_per_s"]) if ttt is not None else None,
             "ndcg_at_budget": r["ndcg_at_budget"], "quality_from": r["quality_from"],
             "disturbed_windows": r.get("disturbed_windows"), "load1_max": r.get("load1_max")}
 
 
-def _sooner(best: dict[str, Any], other: dict[str, Any], budget_s: float) -> dict[str, Any]:
-    """How much sooner ``best`` reaches the target than ``other``: ratio and seconds, each with its range."""
+def _sooner(records: dict[str, Any], derived: dict[str, Any], best: dict[str, Any],
+            other: dict[str, Any]) -> dict[str, Any]:
+    """How much sooner ``best`` reaches the target than ``other`` (``derived``'s rows): from ``verdicts.compare``,
+    the ratio of their times (other's over best's) with its interval and the verdict; the seconds as the points'
+    difference (see the module's docstring)."""
+    if other["slug"] == best["slug"]:
+        return {"than": other["name"], "same": True}
+    steps = {s["slug"]: s for s in records["run"]["steps"]}
+    compared = verdicts.compare(records["speed"], steps[best["slug"]], steps[other["slug"]], records["curves"],
+                                derived["target"], derived["seed_spread"])
+    out = {"than": other["name"], "same": False, "verdict": compared["time"]}
     if other["time_to_target_s"] is None:  # not within T: at least T / best's time
-        return {"than": other["name"], "reached": False, "ratio_at_least": budget_s / best["time_to_target_max"]}
-    ratio = other["time_to_target_s"] / best["time_to_target_s"]
-    low = other["time_to_target_min"] / best["time_to_target_max"]
-    return {"than": other["name"], "reached": True, "same": other["name"] == best["name"],
-            "ratio": ratio, "ratio_min": low, "ratio_max": other["time_to_target_max"] / best["time_to_target_min"],
-            "seconds": other["time_to_target_s"] - best["time_to_target_s"],
-            "seconds_min": other["time_to_target_min"] - best["time_to_target_max"],
-            "seconds_max": other["time_to_target_max"] - best["time_to_target_min"],
-            "distinguishable": low > 1}
+        return {**out, "reached": False, "ratio_at_least": derived["budget_s"] / best["time_to_target_s"]}
+    ratio = compared["ttt"].inverse() if compared["ttt"] else \
+        _unknown(other["time_to_target_s"] / best["time_to_target_s"])
+    return {**out, "reached": True, "ratio": numbers(ratio),
+            "seconds": other["time_to_target_s"] - best["time_to_target_s"]}
 
 
 def to_markdown(record: dict[str, Any]) -> str:
-    lines = ["| configuration | speed switches | users/s (windows) | users to target | time to target (windows) | |",
+    roles = (("**fastest to target**", "best"), ("paper's", "paper"), ("users/s-fastest", "users_per_s_fastest"),
+             ("runner-up", "runner_up"))
+    lines = ["| configuration | speed switches | users/s (95%) | users to target | time to target (95%) | |",
              "|---|---|---|---|---|---|"]
     for r in record["rows"]:
-        role = [label for label, key in (("**fastest to target**", "best"), ("paper's", "paper"),
-                                         ("users/s-fastest", "users_per_s_fastest")) if record[key] == r["name"]]
-        ttt = (f"{r['time_to_target_s']:.0f} s ({r['time_to_target_min']:.0f}-{r['time_to_target_max']:.0f})"
-               if r["time_to_target_s"] is not None else f"not reached in {record['budget_s']:.0f} s")
+        role = [label for label, key in roles if record[key] == r["name"]]
+        ttt = _ttt(r) if r["time_to_target_s"] is not None else f"not reached in {record['budget_s']:.0f} s"
         users = f"{r['users_to_target']:,}" if r["users_to_target"] is not None else "-"
-        lines.append(f"| {r['name']} | {r['switches']} | {r['users_per_s']:.0f} ({r['users_per_s_min']:.0f}-"
-                     f"{r['users_per_s_max']:.0f}) | {users} | {ttt} | {', '.join(role)} |")
+        lines.append(f"| {r['name']} | {r['switches']} | {_rate(r)} | {users} | {ttt} | {', '.join(role)} |")
     u = record["uncertainty"]
     lines += ["", f"Target NDCG@100 {record['target_ndcg']:.4f}; every configuration trained for T = "
-              f"{record['budget_s']:.0f} s. Ranges: the time to target at the fastest and the slowest of the "
-              f"configuration's {u['windows_per_step']}+ timing windows; {_seeds(u)} per quality curve (calibration "
-              f"seed noise {_noise(u)}), validations about every {u['validation_spacing_s']:.1f} s."]
+              f"{record['budget_s']:.0f} s. In brackets: {u['level']:.0%} intervals (ablations/verdicts.py), users/s "
+              f"over the configuration's {u['windows_per_step']}+ timing windows, time to target from those windows "
+              f"and the seeds combined ({_seeds(u)} per quality curve; {_spread(u)}); \"(no interval)\" where the "
+              f"records give none. Validations about every {u['validation_spacing_s']:.1f} s (the target's crossing "
+              "interpolated between them)."]
     return "\n".join(lines) + "\n"
 
 
@@ -105,36 +138,47 @@ def reading(record: dict[str, Any]) -> str:
     if record["best"] is None:
         return f"No configuration of the tune reached the target within T = {record['budget_s']:.0f} s.\n"
     rows = {r["name"]: r for r in record["rows"]}
-    best, paper, fast = rows[record["best"]], rows[record["paper"]], rows[record["users_per_s_fastest"]]
+    best = rows[record["best"]]
     m = record["machine"]
     device = ", ".join(m["gpus"]) if m.get("gpus") else f"{m.get('cpu')}, {m.get('cores')} cores, no GPU"
     text = [f"- Made by `VAECF_MACHINE={m.get('machine_name')} {_command(m.get('command', []))}` at commit "
             f"{str(m.get('git_sha'))[:10]} ({'a clean tree' if m.get('clean') else 'uncommitted changes'}) on "
             f"{device}; {len(record['rows'])} configurations, T = {record['budget_s']:.0f} s each, target "
             f"NDCG@100 {record['target_ndcg']:.4f}.",
-            f"- The fastest configuration to the target here is **{best['name']}** ({best['switches']}): "
-            f"{_ttt(best)}, after {best['users_to_target']:,} users."]
-    for label, key, other in (("the paper's configuration", "sooner_than_paper", paper),
-                              ("the users/s-fastest configuration", "sooner_than_users_per_s_fastest", fast)):
-        s = record[key]
-        called = f"{other['users_per_s']:,.0f} users/s" if other["name"] == label else \
-            f"{other['name']}, {other['users_per_s']:,.0f} users/s"
-        if s["reached"] and s["same"]:
-            text.append(f"- It is also {label}.")
-        elif not s["reached"]:
-            text.append(f"- {label.capitalize()} ({called}) does not "
-                        f"reach the target within T = {record['budget_s']:.0f} s: the tune gets there at least "
-                        f"{s['ratio_at_least']:.2f}x sooner.")
+            f"- The fastest configuration to the target here, by the point estimates, is **{best['name']}** "
+            f"({best['switches']}): {_ttt(best)}, after {best['users_to_target']:,} users, at {_rate(best)} users/s."]
+    compared: dict[str, tuple[list[str], dict[str, Any]]] = {}  # one sentence per configuration, its roles joined
+    for label, key in ROLES:
+        if record[key] is not None:
+            compared.setdefault(record[key], ([], record[f"sooner_than_{key}"]))[0].append(label)
+    for name, (labels, s) in compared.items():
+        other, said = rows[name], " and ".join(labels)
+        called = said if name in labels else f"{said}, {name}"
+        if s["same"]:
+            text.append(f"- It is also {said}.")
+            continue
+        if not s["reached"]:
+            sentence = (f"- {called[0].upper() + called[1:]}, at {_rate(other)} users/s, does not reach the target "
+                        f"within T = {record['budget_s']:.0f} s: the tune gets there at least "
+                        f"{s['ratio_at_least']:.2f}x sooner (verdict over their quality curves: {s['verdict']}).")
         else:
-            verdict = "sooner" if s["distinguishable"] else "sooner, not distinguishably (the windows' ranges overlap)"
-            text.append(f"- Against {label} ({called}, {other['users_to_target']:,} users to the target): "
-                        f"{_ttt(other)}; the tune's is "
-                        f"{s['ratio']:.2f}x ({s['ratio_min']:.2f}-{s['ratio_max']:.2f}) {verdict}, "
-                        f"{s['seconds']:.0f} s ({s['seconds_min']:.0f} to {s['seconds_max']:.0f} s) earlier.")
+            sentence = (f"- Against {called}: {_ttt(other)}, at {_rate(other)} users/s after "
+                        f"{other['users_to_target']:,} users; the tune gets there {estimate(s['ratio']).text()} "
+                        f"sooner, {_seconds(s['seconds'])} earlier by the point estimates; verdict: {s['verdict']}.")
+        if name == record["runner_up"]:
+            sentence += (" The pick is distinguishable from the runner-up." if s["verdict"] == verdicts.SOONER else
+                         " The pick rests on the point estimates: whether it is distinguishable from the runner-up "
+                         f"is {s['verdict']}." if s["verdict"] == verdicts.UNKNOWN else
+                         f" The pick rests on the point estimates: it is {s['verdict']} from the runner-up.")
+        text.append(sentence)
     u, m = record["uncertainty"], record["machine_state"]
-    text.append(f"- Ranges are over each configuration's timing windows (at least {u['windows_per_step']}); each "
-                f"quality curve is {_seeds(u)} (the calibration's seed noise: {_noise(u)}), and the target is placed "
-                f"at validations about {u['validation_spacing_s']:.1f} s apart. "
+    text.append(f"- In brackets: {u['level']:.0%} intervals (ablations/verdicts.py). Users/s over each "
+                f"configuration's timing windows (at least {u['windows_per_step']}); time to target from those windows "
+                f"and the seeds combined ({_seeds(u)} per quality curve; {_spread(u)}); a ratio of two times from "
+                "the speed ratios of the rounds both were timed in and both curves' seeds. \"(no interval)\" where "
+                "the records give none" + (": every quality curve here has one seed, so no time to target has one, nor "
+                                           "a ratio of two on different curves" if u["seeds_per_curve"] == 1 else "")
+                + f". The target is placed between validations about {u['validation_spacing_s']:.1f} s apart. "
                 + (f"{m['disturbed_windows']} of {m['windows']} timing windows stayed disturbed by other processes"
                    + (f"; the load average reached {m['load1_max']:.1f}" if m["load1_max"] is not None else "") + "."
                    if m["disturbed_windows"] else "No timing window was disturbed by other processes."))
@@ -149,7 +193,16 @@ def _command(argv: list[str]) -> str:
 
 
 def _ttt(r: dict[str, Any]) -> str:
-    return f"{r['time_to_target_s']:.0f} s ({r['time_to_target_min']:.0f}-{r['time_to_target_max']:.0f})"
+    return verdicts.seconds(r["time_to_target_s"]["point"], estimate(r["time_to_target_s"]))
+
+
+def _seconds(value: float) -> str:
+    """Whole seconds, tenths under 10 s (as ``verdicts.seconds``; a smoke run's T is a few seconds)."""
+    return f"{value:.0f} s" if value >= 10 else f"{value:.1f} s"
+
+
+def _rate(r: dict[str, Any]) -> str:
+    return verdicts.cell(r["users_per_s"]["point"], estimate(r["users_per_s"]), 0)
 
 
 def _seeds(u: dict[str, Any]) -> str:
@@ -157,12 +210,15 @@ def _seeds(u: dict[str, Any]) -> str:
     return "one seed" if n == 1 else f"the mean of {n} seeds"
 
 
-def _noise(u: dict[str, Any]) -> str:
-    return f"{u['seed_noise_sd']:.4f} sd" if u["seed_noise_sd"] is not None else "unknown"
+def _spread(u: dict[str, Any]) -> str:
+    if u["seed_spread_sd"] is None:
+        return "no seed spread: no curve has two seeds"
+    return f"the seeds' sd of log users to target, pooled, {u['seed_spread_sd']:.3f} ({u['seed_spread_df']} df)"
 
 
 def draw(record: dict[str, Any], stem: Path) -> None:
-    """Time to target per configuration, the windows' range as error bars; ``stem``.png and .svg."""
+    """Time to target per configuration, its 95% interval (windows and seeds) as error bars where the records
+    give one; ``stem``.png and .svg."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -178,15 +234,20 @@ def draw(record: dict[str, Any], stem: Path) -> None:
             ax.barh(y, record["budget_s"], color="white", edgecolor=colour, hatch="//")
             ax.text(record["budget_s"], y, " not reached in T", va="center", fontsize=8)
             continue
-        err = [[r["time_to_target_s"] - r["time_to_target_min"]], [r["time_to_target_max"] - r["time_to_target_s"]]]
-        ax.barh(y, r["time_to_target_s"], color=colour, xerr=err, capsize=3)
-        ax.text(r["time_to_target_max"], y, f" {r['time_to_target_s']:.0f} s", va="center", fontsize=8)
+        t = r["time_to_target_s"]
+        if t["lo"] is None:
+            ax.barh(y, t["point"], color=colour)
+            ax.text(t["point"], y, f" {t['point']:.0f} s (no interval)", va="center", fontsize=8)
+        else:
+            ax.barh(y, t["point"], color=colour, xerr=[[t["point"] - t["lo"]], [t["hi"] - t["point"]]], capsize=3)
+            ax.text(t["hi"], y, f" {t['point']:.0f} s", va="center", fontsize=8)
     labels = [textwrap.fill(r["name"], 40) + "\n" + textwrap.fill(r["switches"], 44) for r in rows]
     ax.set_yticks(range(len(rows)), labels, fontsize=7)
     ax.invert_yaxis()
-    right = max([record["budget_s"], *(r["time_to_target_max"] or 0 for r in rows)])
-    ax.set_xlim(0, right * 1.2)
-    ax.set_xlabel(f"seconds to NDCG@100 {record['target_ndcg']:.4f} (range: the timing windows)")
+    ends = [t["hi"] if t["hi"] is not None else t["point"] for t in (r["time_to_target_s"] for r in rows) if t]
+    ax.set_xlim(0, max([record["budget_s"], *ends]) * 1.2)
+    ax.set_xlabel(f"seconds to NDCG@100 {record['target_ndcg']:.4f} (error bars: "
+                  f"{record['uncertainty']['level']:.0%} intervals over the timing windows and the seeds)")
     m = record["machine"]
     ax.set_title(f"Tune: time to the target (green: fastest to it; orange: most users/s; grey: the paper's)\n"
                  f"{m.get('cpu', '')}, {m.get('cores', '')} cores; commit {str(m.get('git_sha'))[:12]}", fontsize=9)
@@ -196,9 +257,9 @@ def draw(record: dict[str, Any], stem: Path) -> None:
     plt.close(fig)
 
 
-def write_result(run_dir: Path, derived: dict[str, Any]) -> dict[str, Any]:
-    """tune.json, then tune.md, tune-reading.md and the chart from it."""
-    record = result(derived)
+def write_result(run_dir: Path, records: dict[str, Any], derived: dict[str, Any]) -> dict[str, Any]:
+    """tune.json from the run's records and their derivation, then tune.md, tune-reading.md and the chart from it."""
+    record = result(records, derived)
     write_json(run_dir / "tune.json", record)
     for name, text in (("tune.md", to_markdown(record)), ("tune-reading.md", reading(record))):
         atomic_write(run_dir / name, lambda tmp, text=text: tmp.write_text(text))  # type: ignore[misc]
