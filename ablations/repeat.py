@@ -11,9 +11,11 @@ After the budget's seeds, each such pair of different computations whose time-to
 is not firm gets another seed, on the side with fewer (both when equal), until it is firm or has
 ``Budget.max_quality_seeds`` (not when the speed factor's interval is the wider part of its
 time-to-target ratio's: seeds cannot settle that). All of it stops once it has taken
-``Budget.repeat_s`` seconds: a round or a seed starts only when its expected time still fits
-(estimated from the measured speed, or the curve's first seed, then scaled by how the latest
-extra one compared with its estimate), which bounds the run's length.
+``Budget.repeat_s`` seconds, plus what the windows set aside as disturbed would take to time again
+(the disturbance's cost is given back, so that a disturbed run can reach the verdicts a quiet one
+does, later; bounded by the speed phase itself): a round or a seed starts only when its expected
+time still fits (estimated from the measured speed, or the curve's first seed, then scaled by how
+the latest extra one compared with its estimate), which bounds the run's length.
 
 ``repeat.json`` (this module's record) lists every extra round and seed with its seconds, and for
 each pair that was not firm why repetition stopped: "firm", "cap" (windows or seeds), "time" (the
@@ -91,7 +93,8 @@ def more_windows(steps: list[Step], mode: str, record: dict[str, Any], run_dir: 
         if not todo:
             break
         expected = scale * sum(_window_s(record, s) for s in todo.values())
-        if state["spent_s"] + expected > budget.repeat_s:
+        state["given_back_s"] = given_back(record, steps)
+        if state["spent_s"] + expected > budget.repeat_s + state["given_back_s"]:
             for name, said in state["speed"].items():
                 if said.startswith("not firm"):
                     state["speed"][name] = f"time: {said}"
@@ -109,6 +112,14 @@ def more_windows(steps: list[Step], mode: str, record: dict[str, Any], run_dir: 
     state["windows_done"] = True
     write_record(run_dir / "repeat.json", state)
     return record
+
+
+def given_back(record: dict[str, Any], steps: list[Step]) -> float:
+    """Seconds that timing again every window set aside as disturbed would take: added to the repetition's cap."""
+    threshold = disturbance.threshold_of(record)
+    by_key = {s.speed_key: s for s in steps}
+    return sum(_window_s(record, by_key[key]) * (len(windows) - len(disturbance.quiet(windows, threshold)))
+               for key, windows in record["windows"].items() if key in by_key)
 
 
 def _window_s(record: dict[str, Any], step: Step) -> float:
@@ -156,7 +167,7 @@ def more_seeds(steps: list[Step], mode: str, run_dir: Path, budget: Budget, data
             break
         path, name = next(iter(todo.items()))
         expected = scale * _curve_s(path)
-        if state["spent_s"] + expected > budget.repeat_s:
+        if state["spent_s"] + expected > budget.repeat_s + state.get("given_back_s", 0.0):
             for key, said in state["time"].items():
                 if said.startswith("not firm with"):
                     state["time"][key] = f"time: {said}"

@@ -439,6 +439,8 @@ def repetition(repeat: dict[str, Any] | None) -> str:
            [f"{pair} in time to target: {what}" for pair, what in repeat["time"].items()]
     return (f"Adaptive repetition (repeat.json): {len(repeat['rounds'])} extra round(s) of windows, "
             f"{len(repeat['seeds'])} extra seed(s), {repeat['spent_s']:.0f} s of at most {repeat['cap_s']:.0f} s "
+            + (f"+ {repeat['given_back_s']:.0f} s given back for windows set aside as disturbed "
+               if repeat.get("given_back_s") else "") +
             f"(caps: {repeat['max_windows']} windows, {repeat['max_seeds']} seeds)"
             + (": " + "; ".join(said) if said else "; every compared verdict was firm without it") + ".")
 

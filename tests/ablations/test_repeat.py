@@ -63,9 +63,12 @@ def test_a_pair_that_never_separates_stops_at_the_cap(tmp_path, monkeypatch) -> 
     assert len(timed) == 5 and state["speed"] == {"02-c vs 01-b": "cap: 8 windows, not distinguishable"}
 
 
-def test_disturbed_windows_are_set_aside_and_their_rounds_timed_again(tmp_path, monkeypatch) -> None:
-    """b's second window ran at half speed with others on the CPUs: set aside, the pair a-b (firm on its
-    other rounds' ratios alone, exactly 2x) has only 2 undisturbed rounds, so it gets a round of its own."""
+@pytest.mark.parametrize("repeat_s", [1000.0, 31.0])
+def test_disturbed_windows_are_set_aside_and_their_rounds_timed_again(tmp_path, monkeypatch, repeat_s) -> None:
+    """b's second window ran at half speed with others on the CPUs: set aside, the pair a-b has only 2
+    undisturbed rounds, not firm, so it gets a round of its own. A round of a and b is expected to take
+    (10 + 1000 / 50) + (10 + 1000 / 100.5) = 49.95 s: past a 31 s cap, but the cap gets back the 19.95 s
+    that timing b's set-aside window again takes."""
     rate = {STEPS[0].speed_key: 50.0, STEPS[1].speed_key: 100.0}
     measured = {STEPS[0].speed_key: [50.0, 51.0, 49.0], STEPS[1].speed_key: [100.0, 50.0, 101.0]}
     windows = {key: {str(r): {"users_per_s_median": v, "state": {"others_share": 0.4 if v == 50.0 and r == 1 else 0.0}}
@@ -84,9 +87,12 @@ def test_disturbed_windows_are_set_aside_and_their_rounds_timed_again(tmp_path, 
         return record
 
     monkeypatch.setattr(speed, "time_windows", time_windows)
-    repeat.more_windows(STEPS[:2], "ladder", record, tmp_path, BUDGET, tmp_path, lambda _: None, POLICY)
+    budget = dataclasses.replace(BUDGET, repeat_s=repeat_s)
+    assert repeat.given_back(record, STEPS[:2]) == pytest.approx(10 + 1000 / 100.5)
+    repeat.more_windows(STEPS[:2], "ladder", record, tmp_path, budget, tmp_path, lambda _: None, POLICY)
     state = json.loads((tmp_path / "repeat.json").read_text())
     assert timed == [["a", "b"]] and state["speed"] == {"01-b vs 00-a": "firm after 4 windows (3 undisturbed)"}
+    assert state["given_back_s"] == pytest.approx(10 + 1000 / 100.5)
 
 
 def test_repetition_stops_when_the_seconds_run_out_and_a_resumed_run_keeps_its_windows(tmp_path, monkeypatch) -> None:
