@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ablations import verdicts
+from ablations import summary, verdicts
 from ablations.disturbance import note as disturbance_note
 from ablations.jobs import REDO
 from ablations.ladder import Step
@@ -244,6 +244,7 @@ def write_report(run_dir: Path, page: Path | None = None) -> dict[str, Any]:
     table = to_markdown(derived)
     atomic_write(run_dir / "table.md", lambda tmp: tmp.write_text(table))
     atomic_write(run_dir / "verdicts.md", lambda tmp: tmp.write_text(verdicts.markdown(derived)))
+    atomic_write(run_dir / "summary.md", lambda tmp: tmp.write_text(summary.markdown(run_dir, derived)))
     draw(run_dir, derived)
     if derived["mode"] == "tune":
         from ablations.tune_result import write_result

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from ablations import summary, verdicts
 from ablations.report import derive, load_run, to_csv, to_markdown
 from vaecf.provenance import header_of
 
@@ -29,3 +30,6 @@ def test_committed_runs_come_from_a_clean_tree_and_their_table_is_their_records(
     derived = derive(records)
     assert (run / "table.md").read_text() == to_markdown(derived)
     assert (run / "table.csv").read_text() == to_csv(derived)  # the CSV went stale unnoticed once
+    # the sentences the README and docs/ include: python -m ablations plot RUN, then python -m ablations docs
+    assert (run / "verdicts.md").read_text() == verdicts.markdown(derived)
+    assert (run / "summary.md").read_text() == summary.markdown(run, derived)
