@@ -126,6 +126,8 @@ def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None
     write_record(run_dir / "run.json", run)
     _train_for_quality(steps, seconds_per_update, budget_s, budget, data_dir, run_dir, log)
     repeat.more_seeds(steps, ladder.mode, run_dir, budget, data_dir, log)
+    run.setdefault("finished", time.strftime("%Y-%m-%dT%H:%M:%S%z"))  # its duration, for the run line: once
+    write_record(run_dir / "run.json", run)
     from ablations.report import write_report
 
     write_report(run_dir)

@@ -6,7 +6,8 @@ target) and which step came first. Typed by hand, those sentences went stale whe
 again; written here in parts (``<!-- part: SLUG -->``, included by ``ablations.docs``), a rerun
 rewrites them with its tables:
 
-- ``run``: the command, commit, machine, the windows per speed configuration and seeds per curve;
+- ``run``: the command, commit, machine, the windows per speed configuration, seeds per curve and
+  how long it took;
 - ``budget``: T and the target, from the calibration;
 - ``ranking``: the step first to the target and the one highest at T (point estimates: whether a
   difference is measured is the verdicts' to say), and the flagged steps;
@@ -15,12 +16,16 @@ rewrites them with its tables:
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ablations import verdicts
 from ablations.page import machine_of
 from vaecf.provenance import header_of
+
+STAMP = "%Y-%m-%dT%H:%M:%S%z"
+"""How run.json's ``started`` and ``finished`` are written (``ablations.runner``)."""
 
 
 def markdown(run_dir: Path, derived: dict[str, Any]) -> str:
@@ -50,7 +55,16 @@ def run_line(run_dir: Path, derived: dict[str, Any]) -> str:
             f"{header.get('cores')} cores, "
             f"{f'{gpus} GPUs' if gpus else 'no GPU'}: "
             f"{_span([len(r['window_medians']) for r in done], 'timing window')} per speed configuration, "
-            f"{_span([r['seeds'] for r in done], 'seed')} per quality curve.")
+            f"{_span([r['seeds'] for r in done], 'seed')} per quality curve; {_duration(run)}.")
+
+
+def _duration(run: dict[str, Any]) -> str:
+    """From the run's start (after its data and probe) to its report, as the runner recorded them."""
+    if "finished" not in run:
+        return "its duration not recorded (runs made before the runner recorded when it finished)"
+    seconds = (datetime.strptime(run["finished"], STAMP) - datetime.strptime(run["started"], STAMP)).total_seconds()
+    return (f"{int(seconds // 60)} min {int(seconds % 60)} s from its start to its report (a resumed run's "
+            "includes the pause)")
 
 
 def budget_line(derived: dict[str, Any]) -> str:

@@ -76,6 +76,7 @@ def test_tiny_ladder_runs_resumes_and_refuses_changed_code(tmp_path, monkeypatch
 
     # Made with --out outside the results folder, then moved under it: it still finds its calibration.
     assert load_run(run_dir)["run"]["calibration"]["path"] == "calibration/synthetic_tiny.json"
+    assert load_run(run_dir)["run"]["finished"] >= load_run(run_dir)["run"]["started"]  # the run line's duration
     moved = tmp_path / "results" / "machine" / "tiny-smoke"
     moved.parent.mkdir()
     run_dir.rename(moved)

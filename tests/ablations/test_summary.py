@@ -20,6 +20,12 @@ def test_the_run_line_budget_and_ranking_say_what_the_records_hold(tmp_path) -> 
     assert "--ladder tiny --budget smoke` at commit abc (its tree not recorded)" in said["run"]
     assert "on test CPU, 2 cores, no GPU: 3 timing windows per speed configuration, 1 seed per quality curve" \
         in said["run"]
+    assert said["run"].endswith("1 seed per quality curve; its duration not recorded (runs made before the runner "
+                                "recorded when it finished).")
+    run = json.loads((tmp_path / "run.json").read_text())
+    write_json(tmp_path / "run.json", {**run, "finished": "2026-01-01T00:12:05+0000"})  # started at 00:00:00
+    assert parts(tmp_path)["run"].endswith("; 12 min 5 s from its start to its report (a resumed run's includes "
+                                          "the pause).")
     assert said["budget"].startswith("Every step had the same time, T = 20 s: 1.5 x what the original code path")
     assert "90% of the calibrated converged validation NDCG@100 (0.3600 of 0.4000; popularity 0.1500, ease " \
            "0.3800)" in said["budget"]
