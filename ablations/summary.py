@@ -12,6 +12,9 @@ rewrites them with its tables:
 - ``ranking``: the step first to the target and the one highest at T (point estimates: whether a
   difference is measured is the verdicts' to say), and the flagged steps;
 - ``search`` (a leave-one-out run): how the search for the fastest configuration moved.
+
+``agreement`` says the same for two runs (``python -m ablations agree A B --out FILE``): where their
+verdicts differ.
 """
 
 from __future__ import annotations
@@ -117,3 +120,12 @@ def search_line(search: dict[str, Any]) -> str:
     return (f"The search (one timing window per candidate) started from {start} on and moved "
             f"{len(moves)} time{'' if len(moves) == 1 else 's'}: " + ("; then ".join(moves) or "not at all")
             + "; from there no single flip was faster.")
+
+
+def agreement(runs: list[Path], differ: list[str]) -> str:
+    """``python -m ablations agree``'s answer as Markdown, naming the two runs (``verdicts.disagreements``'s lines)."""
+    said = f"`python -m ablations agree {runs[0].as_posix()} {runs[1].as_posix()}`: "
+    if not differ:
+        return said + "the two runs agree on every verdict either calls a measured difference.\n"
+    return (said + f"they differ on {len(differ)} verdict{'' if len(differ) == 1 else 's'} that either calls a "
+            "measured difference:\n" + "".join(f"- {line}.\n" for line in differ))

@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 from ablations import report, summary
 from tests.ablations.test_report import STEPS, write_run
@@ -49,3 +50,25 @@ def test_the_search_line_names_each_move_with_its_speeds(tmp_path) -> None:
     assert summary.search_line(search) == ("The search (one timing window per candidate) started from input, xla on "
                                            "and moved 1 time: xla off (365 -> 769 users/s); from there no single "
                                            "flip was faster.")
+
+
+def test_agree_writes_its_answer_for_the_pages_naming_both_runs(tmp_path, capsys) -> None:
+    import shutil
+
+    from ablations.__main__ import main
+
+    root = Path(__file__).resolve().parents[2] / "results"
+    shutil.copytree(root / "calibration", tmp_path / "calibration")
+    runs = [tmp_path / "m" / name for name in ("one", "two")]
+    for run in runs:  # the committed Xeon run's records, twice
+        shutil.copytree(root / "cpu2-xeon-amx" / "attribution-quick", run,
+                        ignore=shutil.ignore_patterns("*.png", "*.svg", "*.html", "tensorboard"))
+    out = tmp_path / "agree.md"
+    assert main(["agree", *map(str, runs), "--out", str(out)]) == 0
+    assert out.read_text() == (f"`python -m ablations agree {runs[0]} {runs[1]}`: the two runs agree on every "
+                               "verdict either calls a measured difference.\n")
+    differ = ["XLA against baseline, time: later in the first run, not distinguishable in the second"]
+    assert summary.agreement(runs, differ).endswith(": they differ on 1 verdict that either calls a measured "
+                                                    f"difference:\n- {differ[0]}.\n")
+    assert main(["agree", *map(str, runs), "--out", str(tmp_path / "no" / "agree.md")]) == 2
+    assert "--out" in capsys.readouterr().err
