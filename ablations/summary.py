@@ -25,6 +25,7 @@ from typing import Any
 
 from ablations import verdicts
 from ablations.page import machine_of
+from ablations.quality import NOISE_SIGMAS
 from vaecf.provenance import header_of
 
 STAMP = "%Y-%m-%dT%H:%M:%S%z"
@@ -32,7 +33,9 @@ STAMP = "%Y-%m-%dT%H:%M:%S%z"
 
 
 def markdown(run_dir: Path, derived: dict[str, Any]) -> str:
-    parts = {"run": run_line(run_dir, derived), "budget": budget_line(derived), "ranking": ranking(derived)}
+    parts = {"run": run_line(run_dir, derived), "budget": budget_line(derived)}
+    if any(r["status"] == "done" for r in derived["rows"]):
+        parts["ranking"] = ranking(derived)
     if derived["run"].get("search"):
         parts["search"] = search_line(derived["run"]["search"])
     return "".join(f"<!-- part: {slug} -->\n{text}\n<!-- end part -->\n" for slug, text in parts.items())
@@ -52,13 +55,13 @@ def run_line(run_dir: Path, derived: dict[str, Any]) -> str:
                                                                          "its tree not recorded")
     done = [r for r in derived["rows"] if r["status"] == "done"]
     gpus = header.get("gpu_count") or 0
-    return (f"Made by `VAECF_MACHINE={machine_of(run_dir, run)} python -m ablations run --ladder {ladder} --budget "
+    return (f"A run of `VAECF_MACHINE={machine_of(run_dir, run)} python -m ablations run --ladder {ladder} --budget "
             f"{budget}` at commit {str(header.get('git_sha'))[:7]} ({clean}), started "
             f"{run['started'][:16].replace('T', ' ')} {run['started'][19:]}, on {header.get('cpu')}, "
-            f"{header.get('cores')} cores, "
-            f"{f'{gpus} GPUs' if gpus else 'no GPU'}: "
-            f"{_span([len(r['window_medians']) for r in done], 'timing window')} per speed configuration, "
-            f"{_span([r['seeds'] for r in done], 'seed')} per quality curve; {_duration(run)}.")
+            f"{_span([header.get('cores') or 0], 'core')}, {f'{gpus} GPUs' if gpus else 'no GPU'}: "
+            + (f"{_span([len(r['window_medians']) for r in done], 'timing window')} per speed configuration, "
+               f"{_span([r['seeds'] for r in done], 'seed')} per quality curve" if done else "no step ran")
+            + f"; {_duration(run)}.")
 
 
 def _duration(run: dict[str, Any]) -> str:
@@ -100,7 +103,7 @@ def ranking(derived: dict[str, Any]) -> str:
                 + ("" if best is first else f" (against {first['name']}: {first['ndcg_at_budget']:.4f}; seed noise "
                    + (f"{derived['noise_sd']:.4f} sd)" if derived["noise_sd"] is not None else "unknown)")))
     flagged = [f"**{r['name']}**" for r in done if r["flagged"]]
-    said.append("below the first step at T by more than 2 seed deviations (flagged): "
+    said.append(f"below the first step at T by more than {NOISE_SIGMAS:g} seed deviations (flagged): "
                 + (", ".join(flagged) if flagged else "none"))
     return "Point estimates (which differences are measured is the verdicts' to say): " + "; ".join(said) + "."
 

@@ -18,6 +18,7 @@ def test_the_run_line_budget_and_ranking_say_what_the_records_hold(tmp_path) -> 
     write_run(tmp_path)
     said = parts(tmp_path)
     assert set(said) == {"run", "budget", "ranking"}  # no search: not a leave-one-out run
+    assert said["run"].startswith("A run of `VAECF_MACHINE=")
     assert "--ladder tiny --budget smoke` at commit abc (its tree not recorded)" in said["run"]
     assert "on test CPU, 2 cores, no GPU: 3 timing windows per speed configuration, 1 seed per quality curve" \
         in said["run"]
@@ -72,3 +73,13 @@ def test_agree_writes_its_answer_for_the_pages_naming_both_runs(tmp_path, capsys
                                                     f"difference:\n- {differ[0]}.\n")
     assert main(["agree", *map(str, runs), "--out", str(tmp_path / "no" / "agree.md")]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_a_run_in_which_no_step_ran_says_so(tmp_path) -> None:
+    write_run(tmp_path)
+    run = json.loads((tmp_path / "run.json").read_text())
+    for step in run["steps"]:
+        step["skip"] = "not on this machine"
+    write_json(tmp_path / "run.json", run)
+    said = parts(tmp_path)
+    assert set(said) == {"run", "budget"} and "2 cores, no GPU: no step ran;" in said["run"]
