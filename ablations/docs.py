@@ -10,7 +10,8 @@ so a number on a page is never typed by hand, and ``tests/test_docs.py`` fails w
 its records disagree. A sentence about a run comes from its record the same way: the report
 writes ``verdicts.md`` in parts (``<!-- part: SLUG -->`` ... ``<!-- end part -->``, one per
 step), and ``<!-- include: results/<machine>/<run>/verdicts.md#SLUG -->`` copies one part, so a
-rerun that flips a verdict changes the sentence on the page.
+rerun that flips a verdict changes the sentence on the page; ``summary.md`` (``ablations.summary``) holds
+the sentences about the run as a whole (which run, T and the target, which step came first) the same way.
 """
 
 from __future__ import annotations

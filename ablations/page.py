@@ -130,8 +130,11 @@ def reproduce_command(run_dir: Path, run: dict[str, Any]) -> str:
 
 
 def _reproduce(run_dir: Path, run: dict[str, Any]) -> str:
+    ref = run["calibration"]
+    where = f"<code>{_e(ref)}</code> (relative to the run folder)" if isinstance(ref, str) else \
+        f"<code>results/{_e(ref['path'])}</code> (sha256 of its contents {_e(ref['sha256'])})"
     return (f"<pre>{_e(reproduce_command(run_dir, run))}</pre><p>The calibration of the quality data is read from "
-            f"<code>{_e(run['calibration'])}</code> (relative to the run folder) or made when missing.</p>")
+            f"{where} or made when missing.</p>")
 
 
 def markdown_table(markdown: str) -> str:

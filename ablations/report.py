@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 from typing import Any
 
-from ablations import verdicts
+from ablations import summary, verdicts
 from ablations.disturbance import note as disturbance_note
 from ablations.jobs import REDO
 from ablations.ladder import Step
@@ -31,12 +32,52 @@ from ablations.speed import speed_summary
 from vaecf.config import TrainConfig
 from vaecf.data.registry import ML20M
 from vaecf.errors import DataError
-from vaecf.integrity import read_record
+from vaecf.integrity import digest, read_record
 from vaecf.io import atomic_write
 
+RESULTS = Path("results")
+"""Every command's default results folder (``--results``), relative to where it runs; calibrations are in
+RESULTS/calibration/."""
 
-def load_run(run_dir: Path) -> dict[str, Any]:
-    """Every record of a run: run.json, speed, the quality curves by step and the calibration."""
+
+def calibration_ref(path: Path, results: Path, record: dict[str, Any], run_dir: Path) -> dict[str, str]:
+    """How run.json names its calibration: its path under the results folder and the sha256 of its contents
+    (``vaecf.integrity.digest``: its ``record_sha256`` where it carries one). Not a path from the run folder,
+    which broke when a run made with ``--out`` elsewhere was moved under ``results/<machine>/``; ``results``
+    (the results folder from the run folder, as made) is only a hint for a run that has not moved."""
+    return {"path": path.resolve().relative_to(results.resolve()).as_posix(), "sha256": digest(record),
+            "results": os.path.relpath(results.resolve(), run_dir.resolve())}
+
+
+def find_calibration(run_dir: Path, run: dict[str, Any], results: Path = RESULTS) -> tuple[Path, dict[str, Any]]:
+    """The calibration a run used and its path: the recorded path under the nearest folder above the run that
+    holds it (a run lives in ``results/<machine>/<run>/``), else under ``results`` or the results folder the
+    run was made with (a run made with ``--out`` outside it), checked against the recorded sha256. Runs
+    recorded before that named a path relative to the run folder: tried first, then their file's name the
+    same way."""
+    ref = run["calibration"]
+    tried = []
+    if isinstance(ref, str):
+        tried.append(run_dir / ref)
+        ref = {"path": Path(Path(ref).parent.name, Path(ref).name).as_posix(), "sha256": None}
+    folders = [*run_dir.resolve().parents, results, run_dir / ref.get("results", ".")]
+    tried += [folder / ref["path"] for folder in folders]
+    differs = []
+    for path in dict.fromkeys(p.resolve() for p in tried):
+        if path.is_file():
+            record = read_record(path, REDO)
+            if ref["sha256"] in (None, digest(record)):
+                return path, record
+            differs.append(str(path))
+    where = f"{', '.join(differs)} hold{'s' if len(differs) == 1 else ''} other contents" if differs else \
+        f"no folder above the run, nor {results}, nor the results folder it was made with holds it"
+    raise DataError(f"{run_dir / 'run.json'}: its calibration {ref['path']} (sha256 {ref['sha256']}) is missing: "
+                    f"{where}; copy the calibration the run used to RESULTS/{ref['path']}")
+
+
+def load_run(run_dir: Path, results: Path = RESULTS) -> dict[str, Any]:
+    """Every record of a run: run.json, speed, the quality curves by step and the calibration (``results``:
+    where to look for it when no folder above the run holds it)."""
     run = read_record(run_dir / "run.json", REDO)
     curves = {}
     for path in sorted((run_dir / "quality").glob("*.json")):
@@ -50,7 +91,7 @@ def load_run(run_dir: Path) -> dict[str, Any]:
     repeat = run_dir / "repeat.json"  # runs made before adaptive repetition have none
     return {"run": run, "speed": read_record(run_dir / "speed.json", REDO), "curves": curves,
             "repeat": read_record(repeat, REDO) if repeat.is_file() else None,
-            "calibration": read_record((run_dir / run["calibration"]).resolve(), REDO)}
+            "calibration": find_calibration(run_dir, run, results)[1]}
 
 
 def derive(records: dict[str, Any]) -> dict[str, Any]:
@@ -204,6 +245,7 @@ def write_report(run_dir: Path, page: Path | None = None) -> dict[str, Any]:
     table = to_markdown(derived)
     atomic_write(run_dir / "table.md", lambda tmp: tmp.write_text(table))
     atomic_write(run_dir / "verdicts.md", lambda tmp: tmp.write_text(verdicts.markdown(derived)))
+    atomic_write(run_dir / "summary.md", lambda tmp: tmp.write_text(summary.markdown(run_dir, derived)))
     draw(run_dir, derived)
     if derived["mode"] == "tune":
         from ablations.tune_result import write_result

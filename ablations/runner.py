@@ -21,7 +21,7 @@ A run, in order (each part recorded as it finishes, so a killed run resumes wher
 Folder ``results/<machine>/<ladder>-<budget>/``: ``run.json`` (identity, provenance, steps),
 ``speed.json``, ``rates.json`` (the cost model's probe, ``ablations.rates``), ``quality/*.json``,
 ``repeat.json`` (what was repeated and why it stopped), the
-calibration it used, tables and charts. A run refuses
+calibration it used (its path under RESULTS and its sha256), tables and charts. A run refuses
 to resume when the code (git sha) or the library versions changed since it started.
 """
 
@@ -43,6 +43,7 @@ from ablations import quality, rates, repeat, speed
 from ablations.disturbance import DEFAULT, Policy
 from ablations.jobs import REDO
 from ablations.ladder import BUDGETS, PAPER_CODE_PATH, Budget, Hardware, Ladder, Step, prepare_quality, resolve
+from ablations.report import calibration_ref
 from vaecf import doctor
 from vaecf.data.prepare import folder_name
 from vaecf.data.split import Split
@@ -120,11 +121,13 @@ def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None
     target, budget_s = budget_and_target(calibration["summary"], budget.target_fraction, budget.time_factor,
                                          seconds_per_update[reference.speed_key])
     run.update(steps=[_step_record(s) for s in steps], target_ndcg=target, budget_s=budget_s,
-               calibration=_relative(calibration_path, run_dir),
+               calibration=calibration_ref(calibration_path, results, calibration, run_dir),
                reference_speed_key=reference.speed_key)
     write_record(run_dir / "run.json", run)
     _train_for_quality(steps, seconds_per_update, budget_s, budget, data_dir, run_dir, log)
     repeat.more_seeds(steps, ladder.mode, run_dir, budget, data_dir, log)
+    run.setdefault("finished", time.strftime("%Y-%m-%dT%H:%M:%S%z"))  # its duration, for the run line: once
+    write_record(run_dir / "run.json", run)
     from ablations.report import write_report
 
     write_report(run_dir)
@@ -230,10 +233,6 @@ def _step_record(step: Step) -> dict[str, Any]:
     return {"index": step.index, "slug": step.slug, "name": step.name, "change": step.change,
             "train": dataclasses.asdict(step.train), "notes": list(step.notes), "skip": step.skip,
             "speed_key": step.speed_key, "maths_key": step.maths_key}
-
-
-def _relative(path: Path, start: Path) -> str:
-    return os.path.relpath(path.resolve(), start.resolve())
 
 
 def calibrate_only(budget_name: str, dataset: str | None = None, source: Path | None = None,

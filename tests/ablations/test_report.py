@@ -10,6 +10,7 @@ from ablations import report
 from ablations.ladder import Step
 from ablations.runner import budget_and_target
 from vaecf.config import TrainConfig
+from vaecf.errors import DataError
 from vaecf.io import write_json
 
 BASE = TrainConfig(input="dense", pipeline="feed", batch_size=100)
@@ -35,7 +36,8 @@ def write_run(folder, budget_s: float = 20.0, target: float = 0.36) -> None:
     write_json(folder / "calibration.json", CALIBRATION)
     write_json(folder / "run.json", {
         "ladder": {"name": "tiny", "mode": "ladder", "reference": None, "description": "a test ladder"},
-        "budget": {"name": "smoke", "quality_dataset": "synthetic:tiny"}, "data": {"train_users": 480, "items": 300},
+        "budget": {"name": "smoke", "quality_dataset": "synthetic:tiny", "time_factor": 1.5, "target_fraction": 0.9},
+        "data": {"train_users": 480, "items": 300},
         "machine": {"gpus": [], "cpu": "test CPU", "cores": 2, "cpu_flags": ["avx2"], "git_sha": "abc",
                     "cuda": None, "cudnn": None, "python": "3.11", "versions": {"tensorflow": "2.21"}},
         "started": "2026-01-01T00:00:00+0000",
@@ -159,3 +161,29 @@ def test_a_curve_that_stops_at_the_calibrations_length_before_t_says_so(tmp_path
     assert rows(tmp_path)["larger batch"]["curve_ends_early"]
     table = report.to_markdown(report.derive(report.load_run(tmp_path)))
     assert "ends at the calibration's length" in table.split("| larger batch |")[1].splitlines()[0]
+
+
+def test_a_run_made_elsewhere_and_moved_under_results_finds_its_calibration_by_path_and_sha256(tmp_path) -> None:
+    results, made = tmp_path / "results", tmp_path / "elsewhere" / "run"
+    (results / "calibration").mkdir(parents=True)
+    write_run(made)
+    write_json(results / "calibration" / "c.json", CALIBRATION)
+    (made / "calibration.json").unlink()
+    run = json.loads((made / "run.json").read_text())
+    run["calibration"] = report.calibration_ref(results / "calibration" / "c.json", results, CALIBRATION, made)
+    assert run["calibration"]["path"] == "calibration/c.json"
+    write_json(made / "run.json", run)
+    assert report.load_run(made, tmp_path / "gone")["calibration"] == CALIBRATION  # where the runner found it
+    moved = results / "machine" / "run"
+    moved.parent.mkdir(parents=True)
+    made.rename(moved)
+    assert report.find_calibration(moved, run, tmp_path / "gone")[0] == results / "calibration" / "c.json"
+    assert report.derive(report.load_run(moved, tmp_path / "gone"))["converged"] == 0.40
+    write_json(results / "calibration" / "c.json", {**CALIBRATION, "summary": {"converged_ndcg": 0.5, "noise_sd": 0}})
+    with pytest.raises(DataError, match=r"calibration/c.json \(sha256 [0-9a-f]{64}\) is missing: .*c.json holds "
+                                        "other contents"):
+        report.load_run(moved, tmp_path / "gone")
+    (results / "calibration" / "c.json").unlink()
+    with pytest.raises(DataError, match="no folder above the run, nor .*gone, nor the results folder it was made "
+                                        "with holds it"):
+        report.load_run(moved, tmp_path / "gone")

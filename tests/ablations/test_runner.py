@@ -74,6 +74,14 @@ def test_tiny_ladder_runs_resumes_and_refuses_changed_code(tmp_path, monkeypatch
     with pytest.raises(VaecfError, match="was started with code"):
         runner.run_ladder(str(path), "smoke", **kwargs)
 
+    # Made with --out outside the results folder, then moved under it: it still finds its calibration.
+    assert load_run(run_dir)["run"]["calibration"]["path"] == "calibration/synthetic_tiny.json"
+    assert load_run(run_dir)["run"]["finished"] >= load_run(run_dir)["run"]["started"]  # the run line's duration
+    moved = tmp_path / "results" / "machine" / "tiny-smoke"
+    moved.parent.mkdir()
+    run_dir.rename(moved)
+    assert derive(load_run(moved, results=tmp_path / "nowhere"))["rows"][0]["status"] == "done"
+
 
 def _step(run_dir, index):
     from ablations.ladder import Step
