@@ -93,7 +93,7 @@ def more_windows(steps: list[Step], mode: str, record: dict[str, Any], run_dir: 
         if not todo:
             break
         expected = scale * sum(_window_s(record, s) for s in todo.values())
-        state["given_back_s"] = given_back(record, steps)
+        state["given_back_s"] = scale * given_back(record, steps)  # estimated as a round is, then scaled alike
         if state["spent_s"] + expected > budget.repeat_s + state["given_back_s"]:
             for name, said in state["speed"].items():
                 if said.startswith("not firm"):
