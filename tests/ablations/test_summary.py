@@ -53,31 +53,19 @@ def test_the_search_line_names_each_move_with_its_speeds(tmp_path) -> None:
                                            "flip was faster.")
 
 
-def test_agree_writes_its_answer_for_the_pages_naming_both_runs(tmp_path, capsys) -> None:
-    import shutil
-
-    from ablations.__main__ import main
-
-    root = Path(__file__).resolve().parents[2] / "results"
-    shutil.copytree(root / "calibration", tmp_path / "calibration")
-    runs = [tmp_path / "m" / name for name in ("one", "two")]
-    for run in runs:  # the committed Xeon run's records, twice
-        shutil.copytree(root / "cpu2-xeon-amx" / "attribution-quick", run,
-                        ignore=shutil.ignore_patterns("*.png", "*.svg", "*.html", "tensorboard"))
-    out = tmp_path / "agree.md"
-    assert main(["agree", *map(str, runs), "--out", str(out)]) == 0
-    text = out.read_text()
-    assert text.startswith(f"`python -m ablations agree {runs[0]} {runs[1]}`: the two runs agree on every "
-                           "verdict either calls a measured difference.\n\n")
-    assert "| step | against | | one | two | agree |" in text and "**no**" not in text  # side by side
+def test_the_agreement_for_the_pages_names_both_runs_and_each_verdict_they_differ_on() -> None:
     from tests.ablations.test_verdicts import said
 
+    runs = [Path("results/m/one"), Path("results/m/two")]
     near = said(verdicts.FASTER, verdicts.LATER, has=verdicts.Estimate(1.05, 0.01, 2))
     text = summary.agreement(runs, [near, said(verdicts.UNDECIDED, verdicts.LATER)])
-    assert ": they differ on 1 verdict that either calls a measured difference:\n- b against baseline, speed: " \
-           "faster (not firm) in the first run, not distinguishable in the second.\n" in text
-    assert main(["agree", *map(str, runs), "--out", str(tmp_path / "no" / "agree.md")]) == 2
-    assert "--out" in capsys.readouterr().err
+    assert text.startswith("`python -m ablations agree results/m/one results/m/two`: they differ on 1 verdict that "
+                           "either calls a measured difference:\n- b against baseline, speed: faster (not firm) in "
+                           "the first run, not distinguishable in the second.\n\n")
+    assert "| step | against | | one | two | agree |" in text  # then both side by side (verdicts.agreement)
+    same = summary.agreement(runs, [near, near])
+    assert same.startswith("`python -m ablations agree results/m/one results/m/two`: the two runs agree on every "
+                           "verdict either calls a measured difference.\n\n")
 
 
 def test_a_run_in_which_no_step_ran_says_so(tmp_path) -> None:
