@@ -435,14 +435,20 @@ def repetition(repeat: dict[str, Any] | None) -> str:
     """What adaptive repetition (``ablations.repeat``) did, from its record."""
     if repeat is None:
         return "Adaptive repetition: none (the run predates it)."
-    said = [f"{pair} in speed: {what}" for pair, what in repeat["speed"].items()] + \
-           [f"{pair} in time to target: {what}" for pair, what in repeat["time"].items()]
+    said = [f"{pair} in speed: {_stopped(what)}" for pair, what in repeat["speed"].items()] + \
+           [f"{pair} in time to target: {_stopped(what)}" for pair, what in repeat["time"].items()]
     return (f"Adaptive repetition (repeat.json): {len(repeat['rounds'])} extra round(s) of windows, "
             f"{len(repeat['seeds'])} extra seed(s), {repeat['spent_s']:.0f} s of at most {repeat['cap_s']:.0f} s "
             + (f"+ {repeat['given_back_s']:.0f} s given back for windows set aside as disturbed "
                if repeat.get("given_back_s") else "") +
             f"(caps: {repeat['max_windows']} windows, {repeat['max_seeds']} seeds)"
             + (": " + "; ".join(said) if said else "; every compared verdict was firm without it") + ".")
+
+
+def _stopped(what: str) -> str:
+    """A pair's state as ``repeat.json`` keeps it, said in words: its prefix ``time:`` (the repetition's seconds
+    ran out) read as the time to target beside "in speed: " and "in time to target: "."""
+    return f"out of seconds, {what.removeprefix('time: ')}" if what.startswith("time: ") else what
 
 
 def markdown(derived: dict[str, Any]) -> str:

@@ -104,10 +104,14 @@ def test_repetition_stops_when_the_seconds_run_out_and_a_resumed_run_keeps_its_w
 
 
 def test_the_report_says_what_repetition_did() -> None:
-    said = verdicts.repetition({"speed": {"02-c vs 01-b": "cap: 6 windows"}, "time": {}, "rounds": [{}, {}, {}],
-                                "seeds": [], "spent_s": 61.4, "cap_s": 120.0, "max_windows": 6, "max_seeds": 3})
+    said = verdicts.repetition({"speed": {"02-c vs 01-b": "cap: 6 windows", "03-d vs 02-c": "time: not firm after 4 "
+                                          "windows"}, "time": {"03-d vs 02-c": "time: not firm with 2 and 2 seeds"},
+                                "rounds": [{}, {}, {}], "seeds": [], "spent_s": 61.4, "cap_s": 120.0, "max_windows": 6,
+                                "max_seeds": 3})
     assert said.startswith("Adaptive repetition (repeat.json): 3 extra round(s) of windows, 0 extra seed(s), 61 s")
     assert "02-c vs 01-b in speed: cap: 6 windows" in said
+    assert "03-d vs 02-c in speed: out of seconds, not firm after 4 windows" in said
+    assert "03-d vs 02-c in time to target: out of seconds, not firm with 2 and 2 seeds" in said
     assert verdicts.repetition(None) == "Adaptive repetition: none (the run predates it)."
 
 
