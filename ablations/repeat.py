@@ -97,7 +97,7 @@ def more_windows(steps: list[Step], mode: str, record: dict[str, Any], run_dir: 
         if state["spent_s"] + expected > budget.repeat_s + state["given_back_s"]:
             for name, said in state["speed"].items():
                 if said.startswith("not firm"):
-                    state["speed"][name] = f"time: {said}"
+                    state["speed"][name] = verdicts.OUT_OF_SECONDS + said
             break
         r = 1 + max(int(k) for windows in record["windows"].values() for k in windows)  # a round of their own
         log(f"speed: {len(todo)} configurations whose verdict against a compared step is not yet firm: round {r + 1}")
@@ -170,7 +170,7 @@ def more_seeds(steps: list[Step], mode: str, run_dir: Path, budget: Budget, data
         if state["spent_s"] + expected > budget.repeat_s + state.get("given_back_s", 0.0):
             for key, said in state["time"].items():
                 if said.startswith("not firm with"):
-                    state["time"][key] = f"time: {said}"
+                    state["time"][key] = verdicts.OUT_OF_SECONDS + said
             break
         log(f"quality: {name}, one more seed (its time-to-target verdict against a compared step is not yet firm)")
         took = quality.add_seed(path, data_dir)

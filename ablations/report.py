@@ -192,7 +192,8 @@ def to_markdown(derived: dict[str, Any]) -> str:
         rss = f"{r['peak_rss_bytes'] / 2**30:.1f} GiB" if r["peak_rss_bytes"] else "-"
         if r["device_peak_bytes"]:
             rss += f", GPU {r['device_peak_bytes'] / 2**30:.1f} GiB"
-        rate = verdicts.cell(r["users_per_s"], r["users_per_s_interval"] or verdicts.Estimate(1.0, 0.0, 0.0), 0)
+        rate = verdicts.cell(r["users_per_s"], r["users_per_s_interval"] or verdicts.Estimate.unknown(r["users_per_s"]),
+                             0)
         lines.append(f"| {r['name']} | {rate} "
                      f"| {r['ml20m_epoch_s']:.0f} s | {factors} | {_maybe(r['mfu'])} | {rss} | {r['global_batch']:,} "
                      f"| {r['ndcg_at_budget']:.4f}{flag} | {r['ndcg_vs_first']:+.4f} | {ttt} | {notes} |")

@@ -44,6 +44,7 @@ from ablations.disturbance import DEFAULT, Policy
 from ablations.jobs import REDO
 from ablations.ladder import BUDGETS, PAPER_CODE_PATH, Budget, Hardware, Ladder, Step, prepare_quality, resolve
 from ablations.report import calibration_ref
+from ablations.summary import STAMP
 from vaecf import doctor
 from vaecf.data.prepare import folder_name
 from vaecf.data.split import Split
@@ -126,7 +127,7 @@ def run_ladder(ladder_name: str, budget_name: str = "quick", dataset: str | None
     write_record(run_dir / "run.json", run)
     _train_for_quality(steps, seconds_per_update, budget_s, budget, data_dir, run_dir, log)
     repeat.more_seeds(steps, ladder.mode, run_dir, budget, data_dir, log)
-    run.setdefault("finished", time.strftime("%Y-%m-%dT%H:%M:%S%z"))  # its duration, for the run line: once
+    run.setdefault("finished", time.strftime(STAMP))  # its duration, for the run line: once
     write_record(run_dir / "run.json", run)
     from ablations.report import write_report
 
@@ -153,7 +154,7 @@ def _start_run(run_dir: Path, ladder: Ladder, budget: Budget, split: Split, hard
                              "those, or start a new run (remove the folder or choose another --out)")
         return run
     run = {**identity, "machine": {**probe, "command": sys.argv}, "data": split.stats,
-           "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+           "started": time.strftime(STAMP)}
     write_record(path, run)
     return run
 

@@ -29,7 +29,7 @@ from ablations.quality import NOISE_SIGMAS
 from vaecf.provenance import header_of
 
 STAMP = "%Y-%m-%dT%H:%M:%S%z"
-"""How run.json's ``started`` and ``finished`` are written (``ablations.runner``)."""
+"""How ``ablations.runner`` writes run.json's ``started`` and ``finished``, and the run line reads them."""
 
 
 def markdown(run_dir: Path, derived: dict[str, Any]) -> str:

@@ -77,18 +77,13 @@ def estimate(saved: dict[str, Any]) -> Estimate:
     return Estimate(saved["point"], saved["se_log"], math.inf if saved["df"] is None else saved["df"])
 
 
-def _unknown(value: float) -> Estimate:
-    """A figure the records give no interval for (``verdicts.cell`` says "(no interval)")."""
-    return Estimate(value, 0.0, 0.0)
-
-
 def _row(r: dict[str, Any]) -> dict[str, Any]:
     ttt = r["time_to_target_s"]
     rate = r["users_per_s_interval"]  # its value is the row's users/s: the median of the windows
     return {"name": r["name"], "switches": r["change"], "batch": r["global_batch"], "windows": len(r["window_medians"]),
             "seeds": r["seeds"],
-            "users_per_s": numbers(rate or _unknown(r["users_per_s"])),
-            "time_to_target_s": None if ttt is None else numbers(r["time_to_target_interval"] or _unknown(ttt)),
+            "users_per_s": numbers(rate or Estimate.unknown(r["users_per_s"])),
+            "time_to_target_s": None if ttt is None else numbers(r["time_to_target_interval"] or Estimate.unknown(ttt)),
             "users_to_target": round(ttt * r["users_per_s"]) if ttt is not None else None,
             "ndcg_at_budget": r["ndcg_at_budget"], "quality_from": r["quality_from"],
             "disturbed_windows": r.get("disturbed_windows"), "load1_max": r.get("load1_max")}
@@ -108,7 +103,7 @@ def _sooner(records: dict[str, Any], derived: dict[str, Any], best: dict[str, An
     if other["time_to_target_s"] is None:  # not within T: at least T / best's time
         return {**out, "reached": False, "ratio_at_least": derived["budget_s"] / best["time_to_target_s"]}
     ratio = compared["ttt"].inverse() if compared["ttt"] else \
-        _unknown(other["time_to_target_s"] / best["time_to_target_s"])
+        Estimate.unknown(other["time_to_target_s"] / best["time_to_target_s"])
     return {**out, "reached": True, "ratio": numbers(ratio),
             "seconds": other["time_to_target_s"] - best["time_to_target_s"]}
 
@@ -197,8 +192,8 @@ def _ttt(r: dict[str, Any]) -> str:
 
 
 def _seconds(value: float) -> str:
-    """Whole seconds, tenths under 10 s (as ``verdicts.seconds``; a smoke run's T is a few seconds)."""
-    return f"{value:.0f} s" if value >= 10 else f"{value:.1f} s"
+    """A difference of two times: a point, in ``verdicts.seconds``' digits."""
+    return verdicts.cell(value, None, verdicts.second_digits(value), " s")
 
 
 def _rate(r: dict[str, Any]) -> str:

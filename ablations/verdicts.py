@@ -74,6 +74,11 @@ class Estimate:
     se: float = 0.0
     df: float = math.inf
 
+    @classmethod
+    def unknown(cls, value: float) -> Estimate:
+        """A figure the records give no interval for (``df`` 0: a cell says "(no interval)")."""
+        return cls(value, 0.0, 0.0)
+
     @property
     def known(self) -> bool:
         return self.df > 0
@@ -94,7 +99,7 @@ class Estimate:
     def __truediv__(self, other: Estimate) -> Estimate:
         """The ratio of two independent estimates: variances of the logs add, Welch-Satterthwaite df."""
         if not (self.known and other.known):
-            return Estimate(self.value / other.value, 0.0, 0.0)
+            return Estimate.unknown(self.value / other.value)
         a, b = self.se ** 2, other.se ** 2
         if a + b == 0:
             return Estimate(self.value / other.value)
@@ -242,7 +247,7 @@ def users_to_target(record: dict[str, Any], train: dict[str, Any], target: float
         return None
     users = updates * train["batch_size"] * (train["workers"] if train["batch_scope"] == "worker" else 1)
     if spread is None:
-        return Estimate(users, 0.0, 0.0)
+        return Estimate.unknown(users)
     return Estimate(users, spread.sd / math.sqrt(len(seed_curves(record))), spread.df)
 
 
@@ -267,7 +272,7 @@ def compare(speed: dict[str, Any], step: dict[str, Any], other: dict[str, Any], 
             out["time"] = LATER if b is not None else SOONER if a is not None else NEITHER
             return out
         needs = Estimate(a.value / b.value, math.hypot(a.se, b.se), spread.df) if spread else \
-            Estimate(a.value / b.value, 0.0, 0.0)
+            Estimate.unknown(a.value / b.value)
     out["needs"] = needs
     if not needs.known:
         out["time"] = UNKNOWN
@@ -348,8 +353,13 @@ def cell(value: float, estimate: Estimate | None, digits: int = 2, unit: str = "
 
 
 def seconds(value: float, estimate: Estimate | None) -> str:
-    """A time to target as a cell: whole seconds, tenths under 10 s (a smoke run's T is a few seconds)."""
-    return cell(value, estimate or Estimate(value, 0.0, 0.0), 0 if value >= 10 else 1, " s")
+    """A time to target as a cell, "(no interval)" without ``estimate``."""
+    return cell(value, estimate or Estimate.unknown(value), second_digits(value), " s")
+
+
+def second_digits(value: float) -> int:
+    """Digits of a time in seconds: whole seconds, tenths under 10 s (a smoke run's T is a few seconds)."""
+    return 0 if value >= 10 else 1
 
 
 CSV_COLUMNS = ("seeds", "users_per_s_lo", "users_per_s_hi", "time_to_target_lo", "time_to_target_hi",
@@ -445,10 +455,14 @@ def repetition(repeat: dict[str, Any] | None) -> str:
             + (": " + "; ".join(said) if said else "; every compared verdict was firm without it") + ".")
 
 
+OUT_OF_SECONDS = "time: "
+"""The prefix ``repeat.json`` puts on a pair whose repetition stopped because its seconds ran out."""
+
+
 def _stopped(what: str) -> str:
-    """A pair's state as ``repeat.json`` keeps it, said in words: its prefix ``time:`` (the repetition's seconds
-    ran out) read as the time to target beside "in speed: " and "in time to target: "."""
-    return f"out of seconds, {what.removeprefix('time: ')}" if what.startswith("time: ") else what
+    """A pair's state as ``repeat.json`` keeps it, said in words: ``OUT_OF_SECONDS`` would read as the time to
+    target beside "in speed: " and "in time to target: "."""
+    return f"out of seconds, {what.removeprefix(OUT_OF_SECONDS)}" if what.startswith(OUT_OF_SECONDS) else what
 
 
 def markdown(derived: dict[str, Any]) -> str:
