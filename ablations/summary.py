@@ -38,6 +38,11 @@ def markdown(run_dir: Path, derived: dict[str, Any]) -> str:
         parts["ranking"] = ranking(derived)
     if derived["run"].get("search"):
         parts["search"] = search_line(derived["run"]["search"])
+    return _in_parts(parts)
+
+
+def _in_parts(parts: dict[str, str]) -> str:
+    """Text in named parts (``<!-- part: SLUG -->``), each included on its own by ``ablations.docs``."""
     return "".join(f"<!-- part: {slug} -->\n{text}\n<!-- end part -->\n" for slug, text in parts.items())
 
 
@@ -126,15 +131,16 @@ def search_line(search: dict[str, Any]) -> str:
 
 
 def agreement(runs: list[Path], derived: list[dict[str, Any]]) -> str:
-    """``python -m ablations agree``'s answer as Markdown, naming the two runs (``verdicts.disagreements``'s
-    lines), then both runs' verdicts side by side (``verdicts.agreement``)."""
+    """``python -m ablations agree``'s answer as Markdown in two parts: ``answer`` names the two runs and
+    each verdict they differ on (``verdicts.disagreements``' lines), ``table`` has both runs' verdicts
+    side by side (``verdicts.agreement``)."""
     differ = verdicts.disagreements(derived[0], derived[1])
     said = f"`python -m ablations agree {runs[0].as_posix()} {runs[1].as_posix()}`: "
     if not differ:
-        said += "the two runs agree on every verdict either calls a measured difference.\n"
+        said += "the two runs agree on every verdict either calls a measured difference."
     else:
         said += (f"they differ on {len(differ)} verdict{'' if len(differ) == 1 else 's'} that either calls a "
-                 "measured difference:\n" + "".join(f"- {line}.\n" for line in differ))
+                 "measured difference:\n" + "\n".join(f"- {line}." for line in differ))
     names = (runs[0].name, runs[1].name)
-    return said + "\n" + verdicts.agreement(derived[0], derived[1], names if names[0] != names[1] else
-                                             ("first", "second"))
+    table = verdicts.agreement(derived[0], derived[1], names if names[0] != names[1] else ("first", "second"))
+    return _in_parts({"answer": said, "table": table.rstrip("\n")})

@@ -39,7 +39,7 @@ def test_committed_runs_come_from_a_clean_tree_and_their_table_is_their_records(
 @pytest.mark.parametrize("path", sorted(RESULTS.glob("*/*/agree.md")), ids=lambda p: str(p.relative_to(RESULTS)))
 def test_a_committed_agreement_is_its_two_runs_records(path: Path) -> None:
     """agree.md (``python -m ablations agree A B --out``, included by docs/ladder.md) names both runs: redone."""
-    found = re.match(r"`python -m ablations agree (\S+) (\S+)`", path.read_text())
+    found = re.match(r"<!-- part: answer -->\n`python -m ablations agree (\S+) (\S+)`", path.read_text())
     assert found, f"{path}: does not name the runs it compares"
     runs = [RESULTS.parent / name for name in found.groups()]
     assert path.read_text() == summary.agreement([Path(name) for name in found.groups()],

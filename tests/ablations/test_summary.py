@@ -59,13 +59,15 @@ def test_the_agreement_for_the_pages_names_both_runs_and_each_verdict_they_diffe
     runs = [Path("results/m/one"), Path("results/m/two")]
     near = said(verdicts.FASTER, verdicts.LATER, has=verdicts.Estimate(1.05, 0.01, 2))
     text = summary.agreement(runs, [near, said(verdicts.UNDECIDED, verdicts.LATER)])
-    assert text.startswith("`python -m ablations agree results/m/one results/m/two`: they differ on 1 verdict that "
-                           "either calls a measured difference:\n- b against baseline, speed: faster (not firm) in "
-                           "the first run, not distinguishable in the second.\n\n")
+    assert text.startswith("<!-- part: answer -->\n`python -m ablations agree results/m/one results/m/two`: they "
+                           "differ on 1 verdict that either calls a measured difference:\n- b against baseline, "
+                           "speed: faster (not firm) in the first run, not distinguishable in the second.\n"
+                           "<!-- end part -->\n<!-- part: table -->\n")
     assert "| step | against | | one | two | agree |" in text  # then both side by side (verdicts.agreement)
+    assert text.endswith("| yes |\n<!-- end part -->\n")
     same = summary.agreement(runs, [near, near])
-    assert same.startswith("`python -m ablations agree results/m/one results/m/two`: the two runs agree on every "
-                           "verdict either calls a measured difference.\n\n")
+    assert same.startswith("<!-- part: answer -->\n`python -m ablations agree results/m/one results/m/two`: the two "
+                           "runs agree on every verdict either calls a measured difference.\n<!-- end part -->\n")
 
 
 def test_a_run_in_which_no_step_ran_says_so(tmp_path) -> None:
