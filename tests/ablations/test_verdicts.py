@@ -221,7 +221,8 @@ def test_agree_exits_1_naming_the_verdict_two_runs_differ_on(tmp_path, capsys) -
     out = tmp_path / "agree.md"
     assert main(["agree", *map(str, runs), "--out", str(out)]) == 0
     assert "agree on every verdict" in capsys.readouterr().out
-    assert out.read_text().startswith(f"`python -m ablations agree {runs[0]} {runs[1]}`: the two runs agree")
+    assert out.read_text().startswith(f"<!-- part: answer -->\n`python -m ablations agree {runs[0]} {runs[1]}`: the "
+                                      "two runs agree")
     assert main(["agree", *map(str, runs), "--out", str(tmp_path / "no" / "agree.md")]) == 2  # before any comparison
     assert "--out" in capsys.readouterr().err
     speed = json.loads((runs[1] / "speed.json").read_text())
